@@ -1,0 +1,507 @@
+"""``AsyncClerkSessions``: the async core and the source the sync facade is generated from.
+
+Each operation method is one line over ``_call``: the operation's row in ``_operations`` says
+how to build the request and what comes back; ``_wire`` builds and parses; ``_transport`` sends.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import TypeVar
+
+import aiohttp
+
+from . import _operations as ops
+from ._config import proxy_for, resolve_base_url
+from ._constants import (
+    DEFAULT_API_VERSION,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    ENV_CLIENT_TOKEN,
+)
+from ._errors import APIConnectionError, ConfigurationError
+from ._transport import USER_AGENT, Transport
+from ._types import (
+    UNSET,
+    FirstFactorAttemptStrategy,
+    FirstFactorPrepareStrategy,
+    ReverificationLevel,
+    SecondFactorAttemptStrategy,
+    SecondFactorPrepareStrategy,
+    Timeout,
+    TouchIntent,
+    Unset,
+)
+from ._wire import build_request, parse_response, rotated_client_token
+from .models import Client, Envelope, Session, SessionReverification, Token
+
+R = TypeVar("R")
+
+ClientTokenCallback = Callable[[str | None], Awaitable[None] | None]
+"""Called with the new client token (``None`` when cleared); may be sync or async."""
+
+_NO_ARGS: Mapping[str, object] = {}
+
+
+def _coerce_timeout(value: float | Timeout, name: str = "timeout") -> Timeout:
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            f"{name} must be a number of seconds or a clerk_sessions.Timeout, got {value!r} "
+            "(there is no 'no timeout'; pass a large number if you really mean it)"
+        )
+    connect = DEFAULT_TIMEOUT.connect
+    return Timeout(total=value, connect=min(connect, value) if connect is not None else None)
+
+
+def _check_max_retries(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
+    return value
+
+
+def _check_client_token(token: object) -> str | None:
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise ConfigurationError(f"client_token must be a str or None, got {type(token).__name__}")
+    if any(ch in token for ch in "\r\n\0"):
+        raise ConfigurationError("client_token contains a line break or NUL; it is not a token.")
+    return token
+
+
+class _ClientTokenState:
+    """The current client token of one Clerk client, and the rotation rule (protocol §3)."""
+
+    __slots__ = ("callback", "token")
+
+    def __init__(self, token: str | None, callback: ClientTokenCallback | None) -> None:
+        self.token = token
+        self.callback = callback
+
+    async def apply_rotation(self, response_headers: Mapping[str, str], sent: str | None) -> None:
+        rotated, new_token = rotated_client_token(response_headers)
+        # A reply to a request made with an older token must not overwrite a newer one.
+        if not rotated or self.token != sent or new_token == self.token:
+            return
+        self.token = new_token
+        if self.callback is not None:
+            result = self.callback(new_token)
+            if inspect.isawaitable(result):
+                await result
+
+
+class AsyncClerkSessions:
+    """Async client for the Sessions operations of Clerk's Frontend API, acting for one client.
+
+    Use it as ``async with AsyncClerkSessions(...) as clerk:`` or call :meth:`aclose`. One
+    instance serves many concurrent calls; :meth:`with_client_token` gives a client for another
+    Clerk client (device) on the same connection pool.
+    """
+
+    def __init__(
+        self,
+        *,
+        publishable_key: str | None = None,
+        frontend_api_url: str | None = None,
+        client_token: str | None = None,
+        on_client_token: ClientTokenCallback | None = None,
+        api_version: str = DEFAULT_API_VERSION,
+        timeout: float | Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if not isinstance(api_version, str) or not api_version.strip():
+            raise ConfigurationError(f"api_version must be a non-empty str, got {api_version!r}")
+        if client_token is None:
+            client_token = os.environ.get(ENV_CLIENT_TOKEN)
+        self._base_url = resolve_base_url(publishable_key, frontend_api_url)
+        self._api_version = api_version
+        self._timeout = _coerce_timeout(timeout)
+        self._max_retries = _check_max_retries(max_retries)
+        self._headers: Mapping[str, str] = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Clerk-API-Version": api_version,
+        }
+        self._token = _ClientTokenState(_check_client_token(client_token), on_client_token)
+        # HTTP(S)_PROXY / NO_PROXY are honoured, as by every HTTP tool.
+        self._transport = Transport(http_session, proxy=proxy_for(self._base_url))
+        self._owns_transport = True
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncClerkSessions:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it is shared with the client this came from)."""
+        self._closed = True
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    def with_client_token(
+        self, client_token: str | None, *, on_client_token: ClientTokenCallback | None = None
+    ) -> AsyncClerkSessions:
+        """A client acting for another Clerk client (device), sharing this one's pool and config.
+
+        The parent's ``on_client_token`` is deliberately not inherited: it would persist this
+        client's rotated token under the wrong identity. Closing the returned client does not
+        close the shared pool; closing the parent does.
+        """
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other._token = _ClientTokenState(_check_client_token(client_token), on_client_token)
+        other._owns_transport = False
+        other._closed = False
+        return other
+
+    @property
+    def client_token(self) -> str | None:
+        """The current client token (after any rotation); persist it to resume later."""
+        return self._token.token
+
+    @property
+    def frontend_api_url(self) -> str:
+        return self._base_url
+
+    @property
+    def api_version(self) -> str:
+        return self._api_version
+
+    def __repr__(self) -> str:
+        token = "set" if self._token.token else "none"
+        return f"{type(self).__name__}(frontend_api_url={self._base_url!r}, client_token=<{token}>)"
+
+    # -- the one request path ----------------------------------------------------------------
+
+    async def _call(
+        self,
+        operation: ops.Operation[R],
+        path_args: Mapping[str, object],
+        body_args: Mapping[str, object] = _NO_ARGS,
+        header_args: Mapping[str, object] | None = None,
+        *,
+        timeout: float | Timeout | Unset,
+        max_retries: int | Unset,
+        extra_headers: Mapping[str, str] | None,
+    ) -> R:
+        if self._closed:
+            raise APIConnectionError(f"{operation.name}: this client is closed.")
+        if max_retries is not UNSET:
+            _check_max_retries(max_retries)
+        sent_token = self._token.token
+        request = build_request(
+            operation,
+            self._base_url,
+            path_args,
+            body_args,
+            client_token=sent_token,
+            headers=self._headers,
+            header_args=header_args,
+            extra_headers=extra_headers,
+        )
+        call_timeout = self._timeout if timeout is UNSET else _coerce_timeout(timeout)
+        raw = await self._transport.send(request, call_timeout)
+        # Any response may rotate the client token, error responses included.
+        await self._token.apply_rotation(raw.headers, sent_token)
+        return parse_response(operation, raw.status, raw.headers, raw.body, secrets=(sent_token,))
+
+    # -- the twelve operations (one line each; see _operations for the table) ------------------
+
+    async def remove_client_sessions_and_retain_cookie(
+        self,
+        *,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[Client | None]:
+        """Sign out every session of this client but keep the client (and its token).
+
+        ``DELETE /v1/client/sessions``. ``response`` is the client afterwards (or ``None``).
+        """
+        return await self._call(
+            ops.REMOVE_CLIENT_SESSIONS_AND_RETAIN_COOKIE,
+            _NO_ARGS,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def get_session(
+        self,
+        session_id: str,
+        *,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[Session]:
+        """Fetch one session of this client. ``GET /v1/client/sessions/{session_id}``."""
+        return await self._call(
+            ops.GET_SESSION,
+            {"session_id": session_id},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def touch_session(
+        self,
+        session_id: str,
+        *,
+        active_organization_id: str | Unset | None = UNSET,
+        intent: TouchIntent | Unset | None = UNSET,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[Session]:
+        """Make the session the client's active one and keep it alive; optionally switch org.
+
+        ``active_organization_id`` takes an organization ID or slug; ``None`` selects the
+        personal account. With ``intent="focus"`` the server skips the client (``client`` is
+        ``None``). ``POST /v1/client/sessions/{session_id}/touch``.
+        """
+        return await self._call(
+            ops.TOUCH_SESSION,
+            {"session_id": session_id},
+            {"active_organization_id": active_organization_id, "intent": intent},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def end_session(
+        self,
+        session_id: str,
+        *,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[Session]:
+        """Sign the session out; it stays in the client with status ``ended``.
+
+        ``POST /v1/client/sessions/{session_id}/end``.
+        """
+        return await self._call(
+            ops.END_SESSION,
+            {"session_id": session_id},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def remove_session(
+        self,
+        session_id: str,
+        *,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[Session]:
+        """Sign the session out and remove it from the client (status ``removed``).
+
+        ``POST /v1/client/sessions/{session_id}/remove``.
+        """
+        return await self._call(
+            ops.REMOVE_SESSION,
+            {"session_id": session_id},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def create_session_token(
+        self,
+        session_id: str,
+        *,
+        organization_id: str | Unset | None = UNSET,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Token:
+        """Mint a short-lived session JWT.
+
+        ``organization_id``: leave UNSET for the session's active organization, ``None`` for
+        the personal account, or an organization ID. ``POST …/{session_id}/tokens``.
+        """
+        return await self._call(
+            ops.CREATE_SESSION_TOKEN,
+            {"session_id": session_id},
+            {"organization_id": organization_id},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def create_session_token_with_template(
+        self,
+        session_id: str,
+        template_name: str,
+        *,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Token:
+        """Mint a session JWT shaped by the named JWT template.
+
+        ``POST /v1/client/sessions/{session_id}/tokens/{template_name}``.
+        """
+        return await self._call(
+            ops.CREATE_SESSION_TOKEN_WITH_TEMPLATE,
+            {"session_id": session_id, "template_name": template_name},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def start_session_reverification(
+        self,
+        session_id: str,
+        *,
+        level: ReverificationLevel,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[SessionReverification]:
+        """Start step-up verification at ``level`` (falls back to first factor without MFA).
+
+        ``POST /v1/client/sessions/{session_id}/verify``.
+        """
+        return await self._call(
+            ops.START_SESSION_REVERIFICATION,
+            {"session_id": session_id},
+            {"level": level},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def prepare_session_reverification_first_factor(
+        self,
+        session_id: str,
+        *,
+        strategy: FirstFactorPrepareStrategy,
+        email_address_id: str | Unset | None = UNSET,
+        phone_number_id: str | Unset | None = UNSET,
+        proof_token: str | Unset | None = UNSET,
+        origin: str | Unset = UNSET,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[SessionReverification]:
+        """Send the first-factor challenge (an email or SMS code for the ``*_code`` strategies).
+
+        Not retried by default: each call sends a message. ``origin`` exists in the spec for
+        browsers; a native client cannot send it (ConfigurationError).
+        ``POST …/{session_id}/verify/prepare_first_factor``.
+        """
+        return await self._call(
+            ops.PREPARE_SESSION_REVERIFICATION_FIRST_FACTOR,
+            {"session_id": session_id},
+            {
+                "strategy": strategy,
+                "email_address_id": email_address_id,
+                "phone_number_id": phone_number_id,
+                "proof_token": proof_token,
+            },
+            {"origin": origin},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def attempt_session_reverification_first_factor(
+        self,
+        session_id: str,
+        *,
+        strategy: FirstFactorAttemptStrategy,
+        code: str | Unset | None = UNSET,
+        password: str | Unset | None = UNSET,
+        public_key_credential: str | Unset | None = UNSET,
+        origin: str | Unset = UNSET,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[SessionReverification]:
+        """Answer the first-factor challenge with a ``code``, ``password`` or passkey credential.
+
+        Not retried by default: each call uses up an attempt.
+        ``POST …/{session_id}/verify/attempt_first_factor``.
+        """
+        return await self._call(
+            ops.ATTEMPT_SESSION_REVERIFICATION_FIRST_FACTOR,
+            {"session_id": session_id},
+            {
+                "strategy": strategy,
+                "code": code,
+                "password": password,
+                "public_key_credential": public_key_credential,
+            },
+            {"origin": origin},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def prepare_session_reverification_second_factor(
+        self,
+        session_id: str,
+        *,
+        strategy: SecondFactorPrepareStrategy | Unset | None = UNSET,
+        phone_number_id: str | Unset | None = UNSET,
+        proof_token: str | Unset | None = UNSET,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[SessionReverification]:
+        """Send the second-factor challenge (an SMS code); needs status ``needs_second_factor``.
+
+        ``POST …/{session_id}/verify/prepare_second_factor``.
+        """
+        return await self._call(
+            ops.PREPARE_SESSION_REVERIFICATION_SECOND_FACTOR,
+            {"session_id": session_id},
+            {"strategy": strategy, "phone_number_id": phone_number_id, "proof_token": proof_token},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+    async def attempt_session_reverification_second_factor(
+        self,
+        session_id: str,
+        *,
+        strategy: SecondFactorAttemptStrategy,
+        code: str,
+        timeout: float | Timeout | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[SessionReverification]:
+        """Answer the second-factor challenge (SMS code, TOTP or backup code).
+
+        ``POST …/{session_id}/verify/attempt_second_factor``.
+        """
+        return await self._call(
+            ops.ATTEMPT_SESSION_REVERIFICATION_SECOND_FACTOR,
+            {"session_id": session_id},
+            {"strategy": strategy, "code": code},
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
+
+__all__ = ["AsyncClerkSessions", "ClientTokenCallback"]

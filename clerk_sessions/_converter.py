@@ -1,0 +1,629 @@
+"""The cattrs converter that turns decoded JSON into the models of :mod:`clerk_sessions.models`.
+
+``CONVERTER`` is built once at import, with two hooks generated once per model: cattrs'
+``make_dict_structure_fn`` hook (detailed validation, error paths) and, in front of it, an
+optimistic fast path that checks scalars inline and hands any input it does not like to the
+cattrs hook (see "Fast path" below). Structuring a response is a chain of plain function calls.
+:func:`structure` is what the rest of the package calls: it turns any structuring failure into
+:class:`~clerk_sessions.ResponseValidationError` carrying cattrs paths such as
+``invalid type (expected str) @ $.response.id``.
+
+Policy (the "why" is in ``models.py``'s docstring and ``fapi-protocol.md`` §11):
+
+- Types are strict. cattrs' defaults coerce (``str(5)``, ``int("5")``, ``bool("false")``); the
+  hooks here accept only the JSON type itself: ``int`` is never ``bool``, a ``float`` field
+  takes ints but not bools, lists must be lists and objects must be dicts.
+- Presence is lenient: ``null`` for an array is ``[]``, for a free-form object ``{}``.
+- Open enums accept unknown strings (see ``OpenEnum``); verification unions pick a variant by
+  ``object``, then ``strategy``, and fall back to ``UnknownVerification``.
+- Unknown keys are tolerated and copied into ``unknown_fields``; the strict converter of
+  :func:`make_converter` (``forbid_extra_keys=True``) rejects them instead, for tests that
+  watch for spec drift.
+- ``detailed_validation`` stays on: it is what produces the paths, and it only runs when the
+  fast path has already failed.
+
+Hooks for the simple types are registered before any model hook is generated, because cattrs
+resolves a model's field hooks when it generates the model's hook.
+"""
+
+from __future__ import annotations
+
+import linecache
+import types
+from collections.abc import Callable
+from typing import Any, TypeVar, Union, cast, get_args, get_origin, overload
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+    StructureHandlerNotFoundError,
+)
+from cattrs.gen import make_dict_structure_fn, override
+
+from . import models
+from ._errors import ResponseValidationError
+from ._model_base import FrozenMapping, OpenEnum, UnknownVerification
+from ._redact import redact_text
+from .models import VERIFICATION_DISCRIMINATORS
+
+__all__ = ["CONVERTER", "make_converter", "structure"]
+
+T = TypeVar("T")
+Hook = Callable[[Any, Any], Any]
+NoneType = type(None)
+
+# How many failure paths a ResponseValidationError message names (all are in ``.paths``).
+MESSAGE_PATHS = 3
+
+
+# --------------------------------------------------------------------------------------------
+# Describing values and types in messages (never the value itself: it may be a secret)
+# --------------------------------------------------------------------------------------------
+
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    NoneType: "null",
+}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _type_name(tp: Any) -> str:
+    """``SessionStatus | None``, ``list[EmailAddress]``, ``Envelope[Session]``..."""
+    if _is_union(tp):
+        return " | ".join(_type_name(arg) for arg in get_args(tp))
+    origin = get_origin(tp)
+    if origin is not None:
+        args = ", ".join(_type_name(arg) for arg in get_args(tp))
+        return f"{_type_name(origin)}[{args}]"
+    if tp is NoneType:
+        return "None"
+    return getattr(tp, "__name__", None) or repr(tp)
+
+
+def _format_exception(exc: BaseException, tp: Any) -> str:
+    """cattrs ``format_exception`` with readable type names and no echoed values."""
+    expected = f"expected {_type_name(tp)}" if tp is not None else None
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return f"extra fields found ({', '.join(sorted(exc.extra_fields))})"
+    if isinstance(exc, TypeError):
+        return f"invalid type ({expected or exc})"
+    if isinstance(exc, ValueError):
+        return f"invalid value ({expected})" if expected else "invalid value"
+    return f"unexpected error ({type(exc).__name__}: {redact_text(str(exc))})"
+
+
+# --------------------------------------------------------------------------------------------
+# Type predicates
+# --------------------------------------------------------------------------------------------
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType)
+
+
+def _is_verification_union(tp: Any) -> bool:
+    return _is_union(tp) and UnknownVerification in get_args(tp)
+
+
+def _is_optional(tp: Any) -> bool:
+    """``X | None`` with a single ``X`` (verification unions are handled separately)."""
+    if not _is_union(tp):
+        return False
+    args = get_args(tp)
+    return len(args) == 2 and NoneType in args
+
+
+def _is_list(tp: Any) -> bool:
+    return tp is list or get_origin(tp) is list
+
+
+def _is_dict(tp: Any) -> bool:
+    return tp is dict or get_origin(tp) is dict
+
+
+def _is_model(tp: Any) -> bool:
+    cls = get_origin(tp) or tp
+    return isinstance(cls, type) and attrs.has(cls) and cls is not UnknownVerification
+
+
+# --------------------------------------------------------------------------------------------
+# Scalar hooks: strict, no coercion
+# --------------------------------------------------------------------------------------------
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {_json_type(value)}")
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    raise TypeError(f"expected an integer, got {_json_type(value)}")
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise TypeError(f"expected a boolean, got {_json_type(value)}")
+
+
+def _structure_float(value: Any, _: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"expected a number, got {_json_type(value)}")
+
+
+def _structure_open_enum(value: Any, cls: type[OpenEnum]) -> OpenEnum:
+    if isinstance(value, str):
+        member = cls._value2member_map_.get(value)
+        return cast(OpenEnum, member) if member is not None else cls(value)
+    raise TypeError(f"expected a string, got {_json_type(value)}")
+
+
+def _structure_unknown_verification(value: Any, _: Any) -> UnknownVerification:
+    if isinstance(value, dict):
+        return UnknownVerification.from_raw(value)
+    raise TypeError(f"expected a JSON object, got {_json_type(value)}")
+
+
+# ``X | None`` for the common scalars, without the extra call of the generic version.
+
+
+def _optional_str(value: Any, _: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string or null, got {_json_type(value)}")
+
+
+def _optional_int(value: Any, _: Any) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    return _structure_int(value, int)
+
+
+def _optional_bool(value: Any, _: Any) -> bool | None:
+    if value is None or value is True or value is False:
+        return value
+    raise TypeError(f"expected a boolean or null, got {_json_type(value)}")
+
+
+_OPTIONAL_SCALARS: dict[Any, Hook] = {str: _optional_str, int: _optional_int, bool: _optional_bool}
+
+
+# --------------------------------------------------------------------------------------------
+# Hook factories: generic types and models
+# --------------------------------------------------------------------------------------------
+
+
+def _optional_factory(tp: Any, converter: cattrs.Converter) -> Hook:
+    (inner_tp,) = (arg for arg in get_args(tp) if arg is not NoneType)
+    if inner_tp in _OPTIONAL_SCALARS:
+        return _OPTIONAL_SCALARS[inner_tp]
+    if isinstance(inner_tp, type) and issubclass(inner_tp, OpenEnum):
+        lookup = inner_tp._value2member_map_
+        enum_cls: type[OpenEnum] = inner_tp
+
+        def structure_optional_enum(value: Any, _: Any) -> OpenEnum | None:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                member = lookup.get(value)
+                return cast(OpenEnum, member) if member is not None else enum_cls(value)
+            raise TypeError(f"expected a string or null, got {_json_type(value)}")
+
+        return structure_optional_enum
+    inner = converter.get_structure_hook(inner_tp)
+
+    def structure_optional(value: Any, _: Any) -> Any:
+        return None if value is None else inner(value, inner_tp)
+
+    return structure_optional
+
+
+def _list_factory(tp: Any, converter: cattrs.Converter) -> Hook:
+    (item_tp,) = get_args(tp) or (Any,)
+    item = converter.get_structure_hook(item_tp)
+    detailed = converter.detailed_validation
+
+    def structure_list(value: Any, _: Any) -> list[Any]:
+        if value is None:
+            return []  # servers send null for empty arrays
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array, got {_json_type(value)}")
+        try:
+            return [item(element, item_tp) for element in value]
+        except Exception:
+            if not detailed:
+                raise
+        # Slow path, only on failure: redo it element by element to say which ones failed.
+        errors: list[Exception] = []
+        for index, element in enumerate(value):
+            try:
+                item(element, item_tp)
+            except Exception as exc:
+                note = IterableValidationNote(f"@ index {index}", index, item_tp)
+                noted: Any = exc  # add_note() and __notes__ are typed from Python 3.11 on
+                noted.__notes__ = [*getattr(exc, "__notes__", []), note]
+                errors.append(exc)
+        raise IterableValidationError(f"While structuring {_type_name(tp)}", errors, tp)
+
+    if item_tp not in (str, int):
+        return structure_list
+
+    def structure_scalar_list(value: Any, _: Any) -> list[Any]:
+        # list[str] / list[int]: check the items in place instead of one hook call per item.
+        if value.__class__ is list:
+            for element in value:
+                if element.__class__ is not item_tp:
+                    break
+            else:
+                return value.copy()
+        return structure_list(value, _)  # null, or something to reject in detail
+
+    return structure_scalar_list
+
+
+def _dict_factory(tp: Any, converter: cattrs.Converter) -> Hook:
+    args = get_args(tp)
+    if args and args[1] is not Any:  # the models only have free-form dict[str, Any]
+        raise StructureHandlerNotFoundError(f"no strict hook for {tp!r}", tp)
+
+    def structure_free_form(value: Any, _: Any) -> dict[str, Any]:
+        if value is None:
+            return {}  # servers send null for empty metadata
+        if isinstance(value, dict):
+            return value
+        raise TypeError(f"expected a JSON object, got {_json_type(value)}")
+
+    return structure_free_form
+
+
+def _model_factory(*, forbid_extra_keys: bool, track_unknown_fields: bool, fast_path: bool) -> Any:
+    def factory(tp: Any, converter: cattrs.Converter) -> Hook:
+        cls = get_origin(tp) or tp
+        names = {a.name for a in attrs.fields(cls)}
+        tracks = "unknown_fields" in names and track_unknown_fields
+        # unknown_fields is filled below from the extra keys, never from a key of that name.
+        overrides: dict[str, Any] = {}
+        if "unknown_fields" in names:
+            overrides["unknown_fields"] = override(omit=True)
+        known = frozenset(names - {"unknown_fields"})
+        label = _type_name(tp)
+        use_fast_path = fast_path and not forbid_extra_keys
+        inner: Hook | None = None
+
+        def cattrs_hook() -> Hook:
+            # Behind a fast path this hook only runs once an input has failed, so it is
+            # generated on first use: that keeps ~half the compile work out of import time.
+            nonlocal inner
+            if inner is None:
+                inner = make_dict_structure_fn(
+                    tp, converter, _cattrs_forbid_extra_keys=forbid_extra_keys, **overrides
+                )
+            return inner
+
+        if not use_fast_path:
+            cattrs_hook()
+
+        def structure_model(value: Any, _: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a JSON object for {label}, got {_json_type(value)}")
+            obj = (inner or cattrs_hook())(value, tp)
+            # A superset test allocates nothing; the dict is only built when there are extras.
+            if tracks and not known.issuperset(value):
+                obj.unknown_fields = FrozenMapping(
+                    {k: v for k, v in value.items() if k not in known}
+                )
+            return obj
+
+        if not use_fast_path:
+            return structure_model
+        return _compile_fast_hook(tp, cls, converter, structure_model, known if tracks else None)
+
+    return factory
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path. cattrs' generated hook calls one hook per field inside its own try block; on a
+# realistic getSession body most of those calls are scalar checks. For each model a function
+# is generated that checks scalars inline and calls hooks only for nested values. It is
+# optimistic: on *any* failure it hands the same input to the cattrs hook above, which does the
+# work again with detailed validation and raises with the paths. Its checks are exact-type
+# (``v.__class__ is str``), never more lenient than the cattrs hook's, so both agree on every
+# input the fast path accepts (tests compare them on generated payloads).
+# --------------------------------------------------------------------------------------------
+
+
+class _Mismatch(Exception):
+    """Raised inside a fast path to fall back to the detailed hook; never escapes it."""
+
+
+_MISSING = object()
+_FACTORY: type = type(attrs.Factory(list))  # attrs types Factory as a function
+_INLINE_CHECKS: dict[Any, str] = {
+    str: "{v}.__class__ is not str",
+    int: "{v}.__class__ is not int",
+    bool: "{v} is not True and {v} is not False",
+    dict: "{v}.__class__ is not dict",
+}
+
+
+def _inline_key(tp: Any) -> Any:
+    """The key of ``_INLINE_CHECKS`` for a type (``dict[str, Any]`` checks as ``dict``)."""
+    return dict if _is_dict(tp) else tp
+
+
+def _field_code(
+    index: int, field: attrs.Attribute[Any], tp: Any, converter: cattrs.Converter, env: Any
+) -> list[str]:
+    """Source lines that set ``f<index>`` from ``o`` for one field, or raise."""
+    v, key = f"f{index}", repr(field.name)
+    hook, type_ = f"__h{index}", f"__t{index}"
+
+    def use_hook(for_type: Any) -> None:
+        env[hook] = converter.get_structure_hook(for_type)
+        env[type_] = for_type
+
+    default: Any = field.default
+    if default is attrs.NOTHING:  # mandatory: id, object, Token.jwt, Envelope.response
+        check = _INLINE_CHECKS.get(tp)
+        if check is not None and tp is not dict:
+            return [f"{v} = o[{key}]", f"if {check.format(v=v)}: raise __M"]
+        use_hook(tp)
+        return [f"{v} = {hook}(o[{key}], {type_})"]
+    if default is None and _is_union(tp) and NoneType in get_args(tp):
+        args = [arg for arg in get_args(tp) if arg is not NoneType]
+        single = args[0] if len(args) == 1 else None
+        check = _INLINE_CHECKS.get(_inline_key(single)) if single is not None else None
+        if check is not None:
+            return [f"{v} = get({key})", f"if {v} is not None and ({check.format(v=v)}): raise __M"]
+        if isinstance(single, type) and issubclass(single, OpenEnum):
+            env[f"__e{index}"] = single._value2member_map_
+            use_hook(single)
+            return [
+                f"{v} = get({key})",
+                f"if {v} is not None:",
+                f"    m = __e{index}.get({v})",
+                f"    {v} = m if m is not None else {hook}({v}, {type_})",
+            ]
+        use_hook(single if single is not None else tp)  # a model, or a verification union
+        return [f"{v} = get({key})", f"if {v} is not None: {v} = {hook}({v}, {type_})"]
+    factory = getattr(default, "factory", None) if isinstance(default, _FACTORY) else None
+    if factory is not None:
+        if factory is list and _is_list(tp):
+            use_hook(tp)
+            return [f"{v} = get({key})", f"{v} = [] if {v} is None else {hook}({v}, {type_})"]
+        if factory is dict and _is_dict(tp):
+            return [
+                f"{v} = get({key})",
+                f"if {v} is None: {v} = {{}}",
+                f"elif {v}.__class__ is not dict: raise __M",
+            ]
+    # Anything else (Token.object = "token"): the field's hook, or its default when absent.
+    use_hook(tp)
+    env[f"__d{index}"] = default
+    fallback = f"__d{index}.factory()" if isinstance(default, _FACTORY) else f"__d{index}"
+    return [
+        f"{v} = get({key}, __missing)",
+        f"{v} = {fallback} if {v} is __missing else {hook}({v}, {type_})",
+    ]
+
+
+def _compile_fast_hook(
+    tp: Any, cls: type, converter: cattrs.Converter, slow: Hook, known: frozenset[str] | None
+) -> Hook:
+    typevars = dict(zip(getattr(cls, "__parameters__", ()), get_args(tp), strict=False))
+    env: dict[str, Any] = {
+        "__cls": cls,
+        "__slow": slow,
+        "__M": _Mismatch,
+        "__missing": _MISSING,
+        "__known": known,
+        "__frozen": FrozenMapping,
+    }
+    body: list[str] = []
+    kwargs: list[str] = []
+    for index, field in enumerate(attrs.fields(attrs.resolve_types(cls))):
+        if field.name == "unknown_fields":
+            continue
+        field_tp = typevars.get(field.type, field.type)
+        body.extend(_field_code(index, field, field_tp, converter, env))
+        kwargs.append(f"{field.alias}=f{index}")
+    name = f"fast_structure_{cls.__name__}"
+    lines = [
+        f"def {name}(o, _=None):",
+        "    if o.__class__ is not dict:",
+        "        return __slow(o, None)",
+        "    get = o.get",
+        "    try:",
+        *(f"        {line}" for line in body),
+        f"        obj = __cls({', '.join(kwargs)})",
+        "    except Exception:",
+        "        return __slow(o, None)  # redo it in detail: raises with the paths",
+    ]
+    if known is not None:
+        lines += [
+            "    if not __known.issuperset(o):",
+            "        extra = {k: v for k, v in o.items() if k not in __known}",
+            "        obj.unknown_fields = __frozen(extra)",
+        ]
+    lines.append("    return obj")
+    source = "\n".join(lines) + "\n"
+    filename = f"<clerk_sessions fast structure {_type_name(tp)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), env)  # our own generated source
+    return cast(Hook, env[name])
+
+
+def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
+    """Pick the variant of a verification ``oneOf``; never fail on an unknown kind.
+
+    Order: ``object`` when it names exactly one listed variant; else ``strategy`` when exactly
+    one listed variant enumerates it; else the longest matching free-form strategy prefix
+    (``oauth_``, ``from_oauth_``); else :class:`UnknownVerification`. A known variant is then
+    structured strictly, so a wrong type for one of its fields still fails.
+    """
+    args = get_args(tp)
+    nullable = NoneType in args
+    variants = [a for a in args if a is not NoneType and a is not UnknownVerification]
+    object_owners: dict[str, list[Any]] = {}
+    strategy_owners: dict[str, list[Any]] = {}
+    prefixes: list[tuple[str, Any]] = []
+    for variant in variants:
+        disc = VERIFICATION_DISCRIMINATORS[variant]
+        for obj in disc.objects:
+            object_owners.setdefault(obj, []).append(variant)
+        for strategy in disc.strategies:
+            strategy_owners.setdefault(strategy, []).append(variant)
+        if disc.strategy_prefix:
+            prefixes.append((disc.strategy_prefix, variant))
+    by_object = {k: owners[0] for k, owners in object_owners.items() if len(owners) == 1}
+    by_strategy = {k: owners[0] for k, owners in strategy_owners.items() if len(owners) == 1}
+    prefixes.sort(key=lambda pair: -len(pair[0]))
+    hooks = {variant: converter.get_structure_hook(variant) for variant in variants}
+
+    def structure_verification(value: Any, _: Any) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise TypeError("expected a verification object, got null")
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a verification object, got {_json_type(value)}")
+        obj = value.get("object")
+        variant = by_object.get(obj) if type(obj) is str else None
+        if variant is None:
+            strategy = value.get("strategy")
+            if type(strategy) is str:
+                variant = by_strategy.get(strategy)
+                if variant is None:
+                    for prefix, candidate in prefixes:
+                        if strategy.startswith(prefix):
+                            variant = candidate
+                            break
+        if variant is None:
+            return UnknownVerification.from_raw(value)
+        return hooks[variant](value, variant)
+
+    return structure_verification
+
+
+# --------------------------------------------------------------------------------------------
+# The converter
+# --------------------------------------------------------------------------------------------
+
+
+def _model_types() -> list[Any]:
+    """Every structurable public type of models.py: classes and envelope aliases."""
+    found = []
+    for name in models.__all__:
+        obj = getattr(models, name)
+        if obj is models.Envelope:
+            continue  # only its parametrised aliases can be structured
+        if _is_model(obj):
+            found.append(obj)
+    return found
+
+
+def make_converter(
+    *,
+    forbid_extra_keys: bool = False,
+    track_unknown_fields: bool = True,
+    detailed_validation: bool = True,
+    fast_path: bool = True,
+) -> cattrs.Converter:
+    """A converter for the models, with every model hook generated up front.
+
+    ``forbid_extra_keys=True`` gives the strict variant that rejects keys the spec does not
+    declare (for tests that detect spec drift). ``track_unknown_fields``, ``detailed_validation``
+    and ``fast_path`` exist to measure their cost and to test the fast path against cattrs'
+    own hooks; the package keeps all three on.
+    """
+    converter = cattrs.Converter(
+        detailed_validation=detailed_validation, forbid_extra_keys=forbid_extra_keys
+    )
+    # Simple types first: model hooks resolve their field hooks when they are generated.
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook(float, _structure_float)
+    # Registered by class (singledispatch), so it wins over the ``str`` hook for str enums.
+    converter.register_structure_hook(OpenEnum, _structure_open_enum)
+    converter.register_structure_hook(UnknownVerification, _structure_unknown_verification)
+    converter.register_structure_hook_factory(_is_list, _list_factory)
+    converter.register_structure_hook_factory(_is_dict, _dict_factory)
+    converter.register_structure_hook_factory(_is_optional, _optional_factory)
+    converter.register_structure_hook_factory(
+        _is_model,
+        _model_factory(
+            forbid_extra_keys=forbid_extra_keys,
+            track_unknown_fields=track_unknown_fields,
+            fast_path=fast_path,
+        ),
+    )
+    # Last registered is consulted first: verification unions before plain optionals.
+    converter.register_structure_hook_factory(_is_verification_union, _verification_union_factory)
+    for tp in _model_types():
+        converter.get_structure_hook(tp)  # generate (and cache) every hook now
+    return converter
+
+
+CONVERTER = make_converter()
+
+
+@overload
+def structure(
+    data: Any, tp: type[T], *, operation: str | None = None, status: int | None = None
+) -> T: ...
+
+
+@overload
+def structure(
+    data: Any, tp: Any, *, operation: str | None = None, status: int | None = None
+) -> Any: ...  # unions such as ``Client | None`` are not ``type[T]`` to a type checker
+
+
+def structure(
+    data: Any,
+    tp: type[T] | Any,
+    *,
+    operation: str | None = None,
+    status: int | None = None,
+) -> T | Any:
+    """Structure decoded JSON into ``tp`` or raise :class:`ResponseValidationError`.
+
+    The error's ``paths`` list every problem (``invalid type (expected str) @ $.response.id``);
+    its message names the first ones. The cattrs exception is chained as ``__cause__``.
+    """
+    try:
+        return CONVERTER.structure(data, tp)
+    except StructureHandlerNotFoundError:
+        raise  # a programming error (unsupported type), not a bad response
+    except Exception as exc:
+        paths = cattrs.transform_error(exc, path="$", format_exception=_format_exception)
+        shown = "; ".join(paths[:MESSAGE_PATHS])
+        more = len(paths) - MESSAGE_PATHS
+        if more > 0:
+            shown += f" (and {more} more)"
+        raise ResponseValidationError(
+            f"the response does not match the documented shape: {shown}",
+            status=status,
+            paths=paths,
+            operation=operation,
+        ) from exc

@@ -1,0 +1,193 @@
+"""The twelve Sessions operations, described once.
+
+This table drives request building (``_wire``), the client's thin methods, the README's
+operations table, the contract tests (which check every row against the spec) and, later, the
+sync facade and the emulator's routes. Adding an operation is one row here plus one method.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from .models import Client, Envelope, Session, SessionReverification, Token
+
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+R = TypeVar("R")
+
+
+@attrs.frozen
+class Operation(Generic[R]):
+    """One Frontend API operation: everything needed to call it and to read its answer.
+
+    ``R`` is the type a successful call returns, so ``_call(GET_SESSION, ...)`` is typed.
+    """
+
+    name: str
+    """Python method name: the spec's ``operationId`` in snake_case."""
+    operation_id: str
+    method: str
+    path: str
+    """Path template below ``/v1``'s parent, e.g. ``/v1/client/sessions/{session_id}``."""
+    response_type: type[R]
+    retry_safe: bool
+    """Safe to repeat after a failure that may have reached the server (5xx, dropped reply)."""
+    body: tuple[str, ...] = ()
+    """Form fields, in the order they are sent."""
+    required_body: frozenset[str] = frozenset()
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    """Header parameters: Python keyword → HTTP header name."""
+    ends_sessions: bool = False
+    """Success signs a session out: cached tokens for it must go."""
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(_PATH_PARAM.findall(self.path))
+
+
+_SESSION = "/v1/client/sessions/{session_id}"
+_FIRST_FACTOR_HEADERS = {"origin": "Origin"}
+
+REMOVE_CLIENT_SESSIONS_AND_RETAIN_COOKIE = Operation(
+    name="remove_client_sessions_and_retain_cookie",
+    operation_id="removeClientSessionsAndRetainCookie",
+    method="DELETE",
+    path="/v1/client/sessions",
+    response_type=Envelope[Client | None],
+    retry_safe=True,
+    ends_sessions=True,
+)
+
+GET_SESSION = Operation(
+    name="get_session",
+    operation_id="getSession",
+    method="GET",
+    path=_SESSION,
+    response_type=Envelope[Session],
+    retry_safe=True,
+)
+
+TOUCH_SESSION = Operation(
+    name="touch_session",
+    operation_id="touchSession",
+    method="POST",
+    path=f"{_SESSION}/touch",
+    response_type=Envelope[Session],
+    retry_safe=True,
+    body=("active_organization_id", "intent"),
+)
+
+END_SESSION = Operation(
+    name="end_session",
+    operation_id="endSession",
+    method="POST",
+    path=f"{_SESSION}/end",
+    response_type=Envelope[Session],
+    retry_safe=True,
+    ends_sessions=True,
+)
+
+REMOVE_SESSION = Operation(
+    name="remove_session",
+    operation_id="removeSession",
+    method="POST",
+    path=f"{_SESSION}/remove",
+    response_type=Envelope[Session],
+    retry_safe=True,
+    ends_sessions=True,
+)
+
+CREATE_SESSION_TOKEN = Operation(
+    name="create_session_token",
+    operation_id="createSessionToken",
+    method="POST",
+    path=f"{_SESSION}/tokens",
+    response_type=Token,
+    retry_safe=True,
+    body=("organization_id",),
+)
+
+CREATE_SESSION_TOKEN_WITH_TEMPLATE = Operation(
+    name="create_session_token_with_template",
+    operation_id="createSessionTokenWithTemplate",
+    method="POST",
+    path=f"{_SESSION}/tokens/{{template_name}}",
+    response_type=Token,
+    retry_safe=True,
+)
+
+START_SESSION_REVERIFICATION = Operation(
+    name="start_session_reverification",
+    operation_id="startSessionReverification",
+    method="POST",
+    path=f"{_SESSION}/verify",
+    response_type=Envelope[SessionReverification],
+    retry_safe=True,
+    body=("level",),
+    required_body=frozenset({"level"}),
+)
+
+PREPARE_SESSION_REVERIFICATION_FIRST_FACTOR = Operation(
+    name="prepare_session_reverification_first_factor",
+    operation_id="prepareSessionReverificationFirstFactor",
+    method="POST",
+    path=f"{_SESSION}/verify/prepare_first_factor",
+    response_type=Envelope[SessionReverification],
+    retry_safe=False,  # sends an email or SMS each time
+    body=("strategy", "email_address_id", "phone_number_id", "proof_token"),
+    headers=_FIRST_FACTOR_HEADERS,
+)
+
+ATTEMPT_SESSION_REVERIFICATION_FIRST_FACTOR = Operation(
+    name="attempt_session_reverification_first_factor",
+    operation_id="attemptSessionReverificationFirstFactor",
+    method="POST",
+    path=f"{_SESSION}/verify/attempt_first_factor",
+    response_type=Envelope[SessionReverification],
+    retry_safe=False,  # burns a verification attempt each time
+    body=("strategy", "code", "password", "public_key_credential"),
+    required_body=frozenset({"strategy"}),
+    headers=_FIRST_FACTOR_HEADERS,
+)
+
+PREPARE_SESSION_REVERIFICATION_SECOND_FACTOR = Operation(
+    name="prepare_session_reverification_second_factor",
+    operation_id="prepareSessionReverificationSecondFactor",
+    method="POST",
+    path=f"{_SESSION}/verify/prepare_second_factor",
+    response_type=Envelope[SessionReverification],
+    retry_safe=False,
+    body=("strategy", "phone_number_id", "proof_token"),
+)
+
+ATTEMPT_SESSION_REVERIFICATION_SECOND_FACTOR = Operation(
+    name="attempt_session_reverification_second_factor",
+    operation_id="attemptSessionReverificationSecondFactor",
+    method="POST",
+    path=f"{_SESSION}/verify/attempt_second_factor",
+    response_type=Envelope[SessionReverification],
+    retry_safe=False,
+    body=("strategy", "code"),
+)
+
+OPERATIONS: Mapping[str, Operation[Any]] = {
+    op.name: op
+    for op in (
+        REMOVE_CLIENT_SESSIONS_AND_RETAIN_COOKIE,
+        GET_SESSION,
+        TOUCH_SESSION,
+        END_SESSION,
+        REMOVE_SESSION,
+        CREATE_SESSION_TOKEN,
+        CREATE_SESSION_TOKEN_WITH_TEMPLATE,
+        START_SESSION_REVERIFICATION,
+        PREPARE_SESSION_REVERIFICATION_FIRST_FACTOR,
+        ATTEMPT_SESSION_REVERIFICATION_FIRST_FACTOR,
+        PREPARE_SESSION_REVERIFICATION_SECOND_FACTOR,
+        ATTEMPT_SESSION_REVERIFICATION_SECOND_FACTOR,
+    )
+}

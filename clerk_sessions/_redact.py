@@ -1,0 +1,41 @@
+"""Keep credentials out of messages, reprs and logs.
+
+Client tokens and session tokens are JWTs (``xxx.yyy.zzz`` of base64url); anything shaped like
+one is masked wherever server- or user-supplied text is echoed back, and known secrets (the
+token a request carried) are masked by value as well.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+REDACTED = "[redacted]"
+
+_JWT_SHAPED = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+
+# Response headers that can carry a credential (token rotation, cookies).
+SENSITIVE_HEADERS = frozenset({"authorization", "set-cookie", "cookie", "proxy-authorization"})
+
+
+def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    text = _BEARER.sub("Bearer " + REDACTED, text)
+    return _JWT_SHAPED.sub(REDACTED, text)
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A plain dict of headers with credential-bearing values replaced."""
+    return {
+        name: (REDACTED if name.lower() in SENSITIVE_HEADERS else value) for name, value in headers
+    }
+
+
+def excerpt(body: bytes, secrets: Iterable[str | None] = (), limit: int = 200) -> str:
+    """A short, redacted, printable start of a response body, for error messages."""
+    text = body[: limit * 4].decode("utf-8", "replace")
+    text = " ".join(redact_text(text, secrets).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

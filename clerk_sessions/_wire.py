@@ -1,0 +1,214 @@
+"""Pure request building and response parsing: bytes and dicts in, requests and models out.
+
+Nothing here does I/O or keeps state, so every rule of the wire format is testable without a
+server (gidgethub's ``sansio``, h11). ``_transport`` moves the bytes; ``_client`` glues the two.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import attrs
+import orjson
+
+from ._constants import BODY_EXCERPT_CHARS, FORM_CONTENT_TYPE
+from ._converter import structure
+from ._errors import (
+    ClerkAPIError,
+    ConfigurationError,
+    RateLimitError,
+    ResponseValidationError,
+    error_class_for_status,
+)
+from ._operations import Operation
+from ._redact import excerpt, redact_headers
+from ._retry import parse_retry_after
+from ._types import UNSET
+from .models import ClerkErrors
+
+R = TypeVar("R")
+
+# Headers the SDK owns: letting callers override them would bypass token rotation or produce
+# a request FAPI rejects (Origin together with Authorization).
+_RESERVED_HEADERS = frozenset({"authorization", "origin", "clerk-api-version", "content-type"})
+
+
+@attrs.frozen
+class PreparedRequest:
+    """A request ready to send; ``client_token`` is the token it carries (for rotation)."""
+
+    operation: Operation[Any]
+    method: str
+    url: str
+    """Fully percent-encoded; send it without re-encoding."""
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes | None = attrs.field(repr=False)
+    client_token: str | None = attrs.field(repr=False)
+
+
+def encode_path_segment(name: str, value: object) -> str:
+    """One path parameter as exactly one path segment, or ValueError/TypeError before any I/O."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    segment = quote(value, safe="")
+    # "." and ".." are dot-segments that URL normalisation would resolve away.
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
+
+
+def encode_form_value(name: str, value: object) -> str:
+    """Form encoding as clerk-js does it: None → empty, booleans lowercase, enums by value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, str | int):
+        return str(value)
+    raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+
+
+def build_request(
+    operation: Operation[Any],
+    base_url: str,
+    path_args: Mapping[str, object],
+    body_args: Mapping[str, object],
+    *,
+    client_token: str | None,
+    headers: Mapping[str, str],
+    header_args: Mapping[str, object] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> PreparedRequest:
+    """Turn one call into a :class:`PreparedRequest` (native auth, form body, encoded path).
+
+    ``headers`` are the client's constant headers (User-Agent, API version, Accept); UNSET body
+    fields are left out, ``None`` is sent as ``key=``.
+    """
+    path = operation.path
+    for name in operation.path_params:
+        path = path.replace("{" + name + "}", encode_path_segment(name, path_args[name]))
+
+    for python_name in operation.headers:
+        if header_args is not None and header_args.get(python_name, UNSET) is not UNSET:
+            raise ConfigurationError(
+                f"{operation.name}: {python_name!r} cannot be sent by a native client: Clerk "
+                "rejects a request carrying both Origin and Authorization "
+                "(origin_authorization_headers_conflict). Leave it unset."
+            )
+
+    request_headers = dict(headers)
+    if extra_headers:
+        for key, value in extra_headers.items():
+            if key.lower() in _RESERVED_HEADERS:
+                raise ConfigurationError(
+                    f"extra_headers may not set {key!r}: the client manages it "
+                    "(use with_client_token() for another client token)."
+                )
+            request_headers[key] = value
+    # Native auth: always present, empty before the first client exists (FAPI then mints one).
+    request_headers["Authorization"] = client_token or ""
+
+    body: bytes | None = None
+    if operation.method != "GET":
+        request_headers["Content-Type"] = FORM_CONTENT_TYPE
+        fields = [
+            (name, encode_form_value(name, body_args[name]))
+            for name in operation.body
+            if body_args.get(name, UNSET) is not UNSET
+        ]
+        body = urlencode(fields).encode("ascii")
+
+    return PreparedRequest(
+        operation=operation,
+        method=operation.method,
+        url=f"{base_url}{path}?_is_native=1",
+        headers=request_headers,
+        body=body,
+        client_token=client_token,
+    )
+
+
+def rotated_client_token(response_headers: Mapping[str, str]) -> tuple[bool, str | None]:
+    """``(rotated, new_token)`` from a response's ``Authorization`` header (protocol §3).
+
+    No header: no change. Empty or a bare ``Bearer``: the token is cleared (``None``). Anything
+    else is the new token, kept exactly as received.
+    """
+    value = response_headers.get("Authorization")
+    if value is None:
+        return False, None
+    if value.strip().lower() in ("", "bearer"):
+        return True, None
+    return True, value
+
+
+def parse_response(
+    operation: Operation[R],
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secrets: tuple[str | None, ...] = (),
+    now: float | None = None,
+) -> R:
+    """The operation's model for a 2xx, else raise the matching :class:`ClerkAPIError`."""
+    if 200 <= status < 300:
+        if status == 204 or not body:
+            raise ResponseValidationError(
+                "expected a JSON body, got an empty response",
+                status=status,
+                operation=operation.name,
+            )
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ResponseValidationError(
+                "the response body is not JSON",
+                status=status,
+                body_excerpt=excerpt(body, secrets, BODY_EXCERPT_CHARS),
+                operation=operation.name,
+            ) from exc
+        return structure(data, operation.response_type, operation=operation.name, status=status)
+    raise api_error(operation, status, headers, body, secrets=secrets, now=now)
+
+
+def api_error(
+    operation: Operation[Any],
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secrets: tuple[str | None, ...] = (),
+    now: float | None = None,
+) -> ClerkAPIError:
+    """The typed error for a non-2xx response; never fails, whatever the body holds."""
+    errors: ClerkErrors | None = None
+    try:
+        data = orjson.loads(body) if body else None
+        if isinstance(data, dict) and "errors" in data:
+            errors = structure(data, ClerkErrors)
+    except (orjson.JSONDecodeError, ResponseValidationError):
+        errors = None
+    kwargs: dict[str, Any] = {
+        "headers": redact_headers(headers.items()),
+        "operation": operation.name,
+    }
+    if errors is not None:
+        kwargs.update(
+            errors=errors.errors,
+            meta=errors.meta or None,
+            clerk_trace_id=errors.clerk_trace_id,
+        )
+    elif body:
+        kwargs["body_excerpt"] = excerpt(body, secrets, BODY_EXCERPT_CHARS)
+    cls = error_class_for_status(status)
+    if cls is RateLimitError:
+        retry_after = parse_retry_after(headers, time.time() if now is None else now)
+        return RateLimitError(status, retry_after=retry_after, **kwargs)
+    return cls(status, **kwargs)

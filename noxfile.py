@@ -1,0 +1,63 @@
+"""Developer tasks. ``python -m nox -s tests`` runs the suite on every Python 3.10-3.13 present.
+
+Sessions: tests, lint, typecheck, generate (``-- --check`` fails on drift), bench.
+"""
+
+from __future__ import annotations
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+nox.options.sessions = ["tests", "lint", "typecheck", "generate"]
+# A machine without some interpreter still runs the others (CI=true would make nox fail).
+nox.options.error_on_missing_interpreters = False
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+
+GENERATORS = ["tools/generate_models.py"]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite with coverage; extra arguments go to pytest."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-X",
+        "dev",  # surfaces ResourceWarnings and asyncio debug problems
+        "-m",
+        "pytest",
+        "--cov=clerk_sessions",
+        "--cov-report=term-missing:skip-covered",
+        "--cov-fail-under=90",
+        *session.posargs,
+    )
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.12")
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", "mypy>=1.11")
+    session.run("mypy", "--strict", "clerk_sessions")
+
+
+@nox.session(python="3.12")
+def generate(session: nox.Session) -> None:
+    """Regenerate committed code from its sources; ``-- --check`` only verifies it is current."""
+    session.install("-e", ".", "pyyaml>=6", "ruff>=0.6")
+    for script in GENERATORS:
+        session.run("python", script, *session.posargs)
+
+
+@nox.session(python="3.12")
+def bench(session: nox.Session) -> None:
+    """Benchmarks; ``-- --quick`` is the smoke run CI uses."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/run.py", *session.posargs)

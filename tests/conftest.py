@@ -1,0 +1,181 @@
+"""Shared fixtures: a real Frontend API stand-in on 127.0.0.1 and a client pointed at it.
+
+``fapi`` records every request exactly as it arrived on the socket (method, raw path, headers,
+body) and answers from a script of queued responses, so tests read as "server says X; the
+client sends Y and returns Z".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+import orjson
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict
+
+from clerk_sessions import AsyncClerkSessions
+
+CLIENT_TOKEN = "client_jwt.canary-CLIENT-TOKEN-7f3a"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def spec_path() -> Path:
+    return Path(
+        os.environ.get("CLERK_SESSIONS_SPEC", REPO.parent / "shared" / "spec" / "fapi-sessions.yml")
+    )
+
+
+@pytest.fixture(scope="session")
+def spec() -> dict[str, Any]:
+    path = spec_path()
+    if not path.is_file():
+        pytest.skip(f"spec not found at {path}: contract tests need ../shared/spec beside the repo")
+    import yaml
+
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # aiohttp runs on asyncio only
+
+
+@attrs.define
+class RecordedRequest:
+    method: str
+    raw_path: str
+    headers: CIMultiDict[str]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.raw_path).path
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        return parse_qsl(urlsplit(self.raw_path).query, keep_blank_values=True)
+
+    @property
+    def form(self) -> list[tuple[str, str]]:
+        return parse_qsl(
+            self.body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(self.body)
+        )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class FakeFrontendAPI:
+    """An aiohttp.web server that records requests and replays scripted responses."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._script: deque[Handler] = deque()
+        self.url = ""
+        self.release = asyncio.Event()  # set at teardown to free handlers that wait forever
+
+    def reply(
+        self,
+        status: int = 200,
+        json: Any = None,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        """Queue one response. ``json`` is encoded; ``body`` is sent as raw bytes."""
+        payload = orjson.dumps(json) if body is None else body
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            response = web.Response(status=status, body=payload, headers=headers)
+            response.content_type = content_type
+            return response
+
+        self._script.append(handler)
+
+    def reply_with(self, handler: Handler) -> None:
+        self._script.append(handler)
+
+    def hang(self) -> None:
+        """Queue a response that never comes (until teardown): for timeout tests."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            await self.release.wait()
+            return web.Response(status=503)
+
+        self._script.append(handler)
+
+    def drop_connection(self) -> None:
+        """Queue a reply that closes the socket without answering."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+
+        self._script.append(handler)
+
+    @property
+    def last(self) -> RecordedRequest:
+        return self.requests[-1]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(
+            RecordedRequest(
+                request.method, request.raw_path, CIMultiDict(request.headers), await request.read()
+            )
+        )
+        if not self._script:
+            return web.json_response(
+                {"errors": [{"code": "unscripted", "message": "no reply queued"}]}, status=599
+            )
+        return await self._script.popleft()(request)
+
+
+@pytest.fixture
+async def fapi() -> AsyncIterator[FakeFrontendAPI]:
+    server = FakeFrontendAPI()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server._handle)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        server.release.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def clerk(fapi: FakeFrontendAPI) -> AsyncIterator[AsyncClerkSessions]:
+    async with AsyncClerkSessions(frontend_api_url=fapi.url, client_token=CLIENT_TOKEN) as client:
+        yield client
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _no_clerk_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's real Clerk configuration."""
+    for name in ("CLERK_PUBLISHABLE_KEY", "CLERK_FRONTEND_API_URL", "CLERK_CLIENT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)

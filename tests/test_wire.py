@@ -1,0 +1,117 @@
+"""The pure core: request building, rotation and Retry-After parsing, with no server."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+
+from clerk_sessions import UNSET
+from clerk_sessions._operations import CREATE_SESSION_TOKEN, GET_SESSION, TOUCH_SESSION
+from clerk_sessions._retry import parse_retry_after
+from clerk_sessions._wire import build_request, encode_form_value, rotated_client_token
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"Retry-After": "5"}, 5.0),
+        ({"retry-after": "0"}, 0.0),
+        ({"Retry-After": "1.5"}, 1.5),
+        ({"Retry-After": " 12 "}, 12.0),
+        ({"Retry-After": "-3"}, None),
+        ({"Retry-After": "nan"}, None),
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "Tue, 14 Nov 2023 22:13:50 GMT"}, 30.0),  # NOW + 30 s
+        ({"Retry-After": "Tue, 14 Nov 2023 22:12:00 GMT"}, 0.0),  # in the past
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25),  # the precise header wins
+        ({"retry-after-ms": "x", "Retry-After": "9"}, 9.0),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(headers, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, (False, None)),
+        ({"Authorization": "new"}, (True, "new")),
+        ({"Authorization": "Bearer abc"}, (True, "Bearer abc")),
+        ({"Authorization": " raw-with-spaces "}, (True, " raw-with-spaces ")),
+        ({"Authorization": ""}, (True, None)),
+        ({"Authorization": "Bearer"}, (True, None)),
+        ({"Authorization": "BEARER "}, (True, None)),
+    ],
+)
+def test_rotated_client_token(headers: dict[str, str], expected: tuple[bool, str | None]) -> None:
+    assert rotated_client_token(headers) == expected
+
+
+class Color(str, enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [(None, ""), (True, "true"), (False, "false"), ("x", "x"), (7, "7"), (Color.RED, "red")],
+)
+def test_encode_form_value(value: object, encoded: str) -> None:
+    assert encode_form_value("f", value) == encoded
+
+
+def test_build_request_is_pure_and_complete() -> None:
+    request = build_request(
+        TOUCH_SESSION,
+        "https://clerk.example.com/proxy",
+        {"session_id": "sess_1"},
+        {"active_organization_id": None, "intent": UNSET},
+        client_token="tok",
+        headers={"Clerk-API-Version": "v"},
+    )
+    assert request.method == "POST"
+    assert (
+        request.url
+        == "https://clerk.example.com/proxy/v1/client/sessions/sess_1/touch?_is_native=1"
+    )
+    assert request.body == b"active_organization_id="
+    assert dict(request.headers) == {
+        "Clerk-API-Version": "v",
+        "Authorization": "tok",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    assert "tok" not in repr(request)
+
+
+def test_get_has_no_body_and_no_content_type() -> None:
+    request = build_request(
+        GET_SESSION, "https://h", {"session_id": "s"}, {}, client_token=None, headers={}
+    )
+    assert request.body is None
+    assert request.headers == {"Authorization": ""}
+
+
+def test_an_empty_body_post_still_declares_form_encoding() -> None:
+    request = build_request(
+        CREATE_SESSION_TOKEN, "https://h", {"session_id": "s"}, {}, client_token="t", headers={}
+    )
+    assert request.body == b""
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_the_environment_proxy_is_read_once_per_client_and_honours_no_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clerk_sessions._config import proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "skip.example.com")
+    assert proxy_for("https://clerk.example.com") == "http://proxy.internal:3128"
+    assert proxy_for("https://skip.example.com/__clerk") is None
+    assert proxy_for("http://127.0.0.1:8080") is None  # loopback never goes through a proxy
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert proxy_for("https://clerk.example.com") is None
