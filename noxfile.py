@@ -5,6 +5,9 @@ Sessions: tests, lint, typecheck, generate (``-- --check`` fails on drift), benc
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nox
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
@@ -16,6 +19,29 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 
 GENERATORS = ["tools/generate_models.py"]
+
+# Interpreters come from the machine, never from a download.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+def _expose_pyenv_interpreters() -> None:
+    """Let ``python3.X`` resolve for every pyenv-installed 3.10-3.13, not just the global one.
+
+    pyenv's shims refuse versions that are installed but not selected; nox looks interpreters
+    up by those names.
+    """
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    installed = sorted(
+        path.name
+        for version in PYTHONS
+        for path in (root / "versions").glob(f"{version}.*")
+        if (path / "bin" / f"python{version}").exists()
+    )
+    if installed and "PYENV_VERSION" not in os.environ:
+        os.environ["PYENV_VERSION"] = ":".join(installed)
+
+
+_expose_pyenv_interpreters()
 
 
 @nox.session(python=PYTHONS)
