@@ -18,7 +18,7 @@ nox.options.error_on_missing_interpreters = False
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 
-GENERATORS = ["tools/generate_models.py"]
+GENERATORS = ["tools/generate_models.py", "tools/generate_sync.py"]
 
 # Interpreters come from the machine, never from a download.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")

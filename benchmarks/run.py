@@ -1,7 +1,8 @@
-"""Benchmark harness (smoke version): our client against raw aiohttp on the same loopback server.
+"""Benchmark harness: our clients against raw aiohttp on the same loopback server.
 
-Every figure is a ratio to the raw-aiohttp baseline measured in the same run, interleaved
-round by round so machine noise hits all variants alike.
+The server runs in its own process (as a real Frontend API would), serving a pre-encoded
+getSession body. Every figure is a ratio to a baseline measured in the same run, round by round
+interleaved, medians over rounds, so machine noise hits all variants alike.
 
     python benchmarks/run.py            # full: more rounds
     python benchmarks/run.py --quick    # CI smoke: proves the harness runs
@@ -12,107 +13,159 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiohttp
 import orjson
 from aiohttp import web
+from anyio.from_thread import start_blocking_portal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clerk_sessions import AsyncClerkSessions
+from clerk_sessions import AsyncClerkSessions, ClerkSessions
 from clerk_sessions._converter import structure
 from clerk_sessions.models import Envelope, Session
 from tests import payloads
 
 
 def session_payload() -> bytes:
-    """A getSession envelope whose client holds three sessions with full users (~realistic)."""
+    """A getSession envelope whose client holds three sessions with full users."""
     sessions = [payloads.session(f"sess_{i}") for i in range(3)]
     return orjson.dumps({"response": sessions[0], "client": payloads.client(*sessions)})
 
 
-async def start_server(body: bytes) -> tuple[web.AppRunner, str]:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
+def serve(body: bytes, port_out: Connection) -> None:
+    """The server process: answers every GET with ``body`` until killed."""
 
-    app = web.Application()
-    app.router.add_get("/v1/client/sessions/{sid}", handler)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async def main() -> None:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(body=body, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handler)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port_out.send(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
 
 
-async def per_call_seconds(fn: Callable[[], Awaitable[object]], calls: int) -> float:
+async def async_seconds_per_call(fn: Callable[[], Awaitable[object]], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         await fn()
     return (time.perf_counter() - start) / calls
 
 
-def cpu_seconds(fn: Callable[[], object], calls: int) -> float:
+def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         fn()
     return (time.perf_counter() - start) / calls
 
 
-async def main(quick: bool) -> dict[str, float]:
+async def _noop() -> None:
+    return None
+
+
+def main(quick: bool) -> dict[str, float]:
     body = session_payload()
-    runner, url = await start_server(body)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=serve, args=(body, sender), daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{receiver.recv()}"
+    target = f"{url}/v1/client/sessions/sess_0?_is_native=1"
     rounds, calls = (3, 50) if quick else (15, 300)
-    results: dict[str, list[float]] = {"raw_json": [], "raw_orjson": [], "sdk_get_session": []}
+    loop = asyncio.new_event_loop()  # one loop for every async variant, across rounds
+
+    async def open_clients() -> tuple[aiohttp.ClientSession, AsyncClerkSessions]:
+        return aiohttp.ClientSession(), AsyncClerkSessions(frontend_api_url=url, client_token="b")
+
+    http, aclerk = loop.run_until_complete(open_clients())
+    sclerk = ClerkSessions(frontend_api_url=url, client_token="b")
+
+    async def raw_json() -> object:
+        async with http.get(target) as response:
+            return json.loads(await response.read())
+
+    async def raw_orjson() -> object:
+        async with http.get(target) as response:
+            return orjson.loads(await response.read())
+
+    async def async_get_session() -> object:
+        return await aclerk.get_session("sess_0")
+
+    def sync_get_session() -> object:
+        return sclerk.get_session("sess_0")
+
+    async_variants = {
+        "raw_aiohttp_json": raw_json,
+        "raw_aiohttp_orjson": raw_orjson,
+        "async_get_session": async_get_session,
+    }
+    results: dict[str, list[float]] = {name: [] for name in [*async_variants, "sync_get_session"]}
     try:
-        async with (
-            aiohttp.ClientSession() as http,
-            AsyncClerkSessions(frontend_api_url=url, client_token="bench") as clerk,
-        ):
-            target = f"{url}/v1/client/sessions/sess_0?_is_native=1"
-
-            async def raw_json() -> object:
-                async with http.get(target) as response:
-                    return json.loads(await response.read())
-
-            async def raw_orjson() -> object:
-                async with http.get(target) as response:
-                    return orjson.loads(await response.read())
-
-            async def sdk() -> object:
-                return await clerk.get_session("sess_0")
-
-            variants = {"raw_json": raw_json, "raw_orjson": raw_orjson, "sdk_get_session": sdk}
-            for fn in variants.values():  # warm up pools and cattrs hooks
-                await per_call_seconds(fn, 10)
-            for _ in range(rounds):
-                for name, fn in variants.items():
-                    results[name].append(await per_call_seconds(fn, calls))
+        for fn in async_variants.values():  # warm up pools and cattrs hooks
+            loop.run_until_complete(async_seconds_per_call(fn, 10))
+        seconds_per_call(sync_get_session, 10)
+        for _ in range(rounds):
+            for name, fn in async_variants.items():
+                results[name].append(loop.run_until_complete(async_seconds_per_call(fn, calls)))
+            results["sync_get_session"].append(seconds_per_call(sync_get_session, calls))
     finally:
-        await runner.cleanup()
+        sclerk.close()
+        loop.run_until_complete(aclerk.aclose())
+        loop.run_until_complete(http.close())
+        loop.close()
+        server.kill()
 
     medians = {name: statistics.median(values) for name, values in results.items()}
     data = orjson.loads(body)
     cpu_calls = 200 if quick else 2000
-    medians["cpu_json_loads"] = cpu_seconds(lambda: json.loads(body), cpu_calls)
-    medians["cpu_orjson_loads"] = cpu_seconds(lambda: orjson.loads(body), cpu_calls)
-    medians["cpu_structure"] = cpu_seconds(lambda: structure(data, Envelope[Session]), cpu_calls)
+    medians["cpu_json_loads"] = seconds_per_call(lambda: json.loads(body), cpu_calls)
+    medians["cpu_orjson_loads"] = seconds_per_call(lambda: orjson.loads(body), cpu_calls)
+    medians["cpu_structure"] = seconds_per_call(
+        lambda: structure(data, Envelope[Session]), cpu_calls
+    )
+    medians.update(hop_costs(200 if quick else 3000))
 
-    base = medians["raw_json"]
+    base = medians["raw_aiohttp_json"]
     print(f"payload: {len(body):,} bytes; rounds={rounds} calls/round={calls}")
-    print(f"{'variant':<20}{'calls/s':>10}{'vs raw aiohttp+json':>22}")
-    for name in ("raw_json", "raw_orjson", "sdk_get_session"):
-        print(f"{name:<20}{1 / medians[name]:>10.0f}{base / medians[name]:>21.2f}x")
-    for name in ("cpu_json_loads", "cpu_orjson_loads", "cpu_structure"):
-        print(f"{name:<20}{medians[name] * 1e6:>9.1f} µs")
+    print(f"{'variant':<22}{'calls/s':>10}{'vs raw aiohttp+json':>22}{'vs async client':>18}")
+    for name in results:
+        print(
+            f"{name:<22}{1 / medians[name]:>10.0f}{base / medians[name]:>21.2f}x"
+            f"{medians['async_get_session'] / medians[name]:>17.2f}x"
+        )
+    for name in [key for key in medians if key.startswith(("cpu_", "hop_"))]:
+        print(f"{name:<22}{medians[name] * 1e6:>9.1f} µs")
     return medians
+
+
+def hop_costs(calls: int) -> dict[str, float]:
+    """What a hop to a shared loop thread would cost per call (a no-op coroutine), two ways.
+
+    The sync facade avoids the hop by running each calling thread's own loop (``_bridge``).
+    """
+    costs = {}
+    with start_blocking_portal("asyncio") as portal:
+        costs["hop_portal_call"] = seconds_per_call(lambda: portal.call(_noop), calls)
+        loop = portal.call(asyncio.get_running_loop)
+        costs["hop_run_coroutine_threadsafe"] = seconds_per_call(
+            lambda: asyncio.run_coroutine_threadsafe(_noop(), loop).result(), calls
+        )
+    return costs
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="CI smoke: few rounds")
-    asyncio.run(main(parser.parse_args().quick))
+    main(parser.parse_args().quick)

@@ -1,9 +1,11 @@
 """clerk_sessions: the Sessions operations of Clerk's Frontend API, for Python.
 
-``AsyncClerkSessions`` is the async core (aiohttp + attrs/cattrs). Errors, models and the
+``AsyncClerkSessions`` is the async core (aiohttp + attrs/cattrs); ``ClerkSessions`` is the same
+client for blocking code, generated from it. Errors, models and the
 ``UNSET`` sentinel are re-exported here; every model lives in :mod:`clerk_sessions.models`.
 """
 
+from ._bridge import BlockingCallInEventLoopWarning
 from ._client import AsyncClerkSessions, ClientTokenCallback
 from ._errors import (
     APIConnectionError,
@@ -21,6 +23,7 @@ from ._errors import (
     ServerError,
     UnprocessableEntityError,
 )
+from ._sync import ClerkSessions
 from ._types import UNSET, Timeout, Unset
 from ._version import __version__
 from .models import (
@@ -54,8 +57,10 @@ __all__ = [
     "AsyncClerkSessions",
     "AuthenticationError",
     "BadRequestError",
+    "BlockingCallInEventLoopWarning",
     "ClerkAPIError",
     "ClerkError",
+    "ClerkSessions",
     "ClerkSessionsError",
     "Client",
     "ClientTokenCallback",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TypeVar
@@ -75,20 +76,27 @@ def _check_client_token(token: object) -> str | None:
 
 
 class _ClientTokenState:
-    """The current client token of one Clerk client, and the rotation rule (protocol §3)."""
+    """The current client token of one Clerk client, and the rotation rule (protocol §3).
 
-    __slots__ = ("callback", "token")
+    The sync facade uses one state from many threads, hence the lock around compare-and-set.
+    """
+
+    __slots__ = ("_lock", "callback", "token")
 
     def __init__(self, token: str | None, callback: ClientTokenCallback | None) -> None:
         self.token = token
         self.callback = callback
+        self._lock = threading.Lock()
 
     async def apply_rotation(self, response_headers: Mapping[str, str], sent: str | None) -> None:
         rotated, new_token = rotated_client_token(response_headers)
-        # A reply to a request made with an older token must not overwrite a newer one.
-        if not rotated or self.token != sent or new_token == self.token:
+        if not rotated:
             return
-        self.token = new_token
+        with self._lock:
+            # A reply to a request made with an older token must not overwrite a newer one.
+            if self.token != sent or new_token == self.token:
+                return
+            self.token = new_token
         if self.callback is not None:
             result = self.callback(new_token)
             if inspect.isawaitable(result):

@@ -31,10 +31,12 @@ class RawResponse:
 
 
 class Transport:
-    """Sends :class:`PreparedRequest` objects over one shared aiohttp session.
+    """Sends :class:`PreparedRequest` objects over aiohttp sessions it creates lazily.
 
-    The session is created lazily inside the running loop (aiohttp binds it to that loop) unless
-    the caller injects one, which then stays the caller's to close.
+    aiohttp binds a session to the loop that created it. The async client runs on one loop and
+    gets one session (using it from another loop is an error with advice); the sync facade runs
+    one loop per calling thread and switches on ``many_loops``: one session (one pool) per loop.
+    An injected ``http_session`` stays the caller's to close.
     """
 
     def __init__(
@@ -44,35 +46,49 @@ class Transport:
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         proxy: str | None = None,
     ) -> None:
-        self._session = http_session
+        self._injected = http_session
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._proxy = proxy
-        self._owns_session = http_session is None
         self._connection_limit = connection_limit
+        self._many_loops = False
         self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def owns_session(self) -> bool:
+        """False when the caller injected the aiohttp session (and so must close it)."""
+        return self._injected is None
+
+    def allow_many_loops(self) -> None:
+        """Serve several event loops, one session each (the sync facade's per-thread loops)."""
+        self._many_loops = True
 
     def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is not None and not self._closed:
+            return session
         if self._closed:
             raise APIConnectionError(
                 "This client is closed; create a new one (or keep it open for its whole use)."
             )
-        session = self._session
-        if session is None:
-            session = self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connection_limit),
-                auto_decompress=True,
-            )
-        elif session.closed:
-            raise APIConnectionError("The aiohttp ClientSession given as http_session is closed.")
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
+        if self._sessions and not self._many_loops:
             raise ConfigurationError(
                 "This AsyncClerkSessions is bound to the event loop it first ran on and cannot "
                 "be used from another one. Create one client per event loop (e.g. inside your "
                 "app's startup), or use ClerkSessions from synchronous code."
             )
+        if self._injected is not None:
+            if self._injected.closed:
+                raise APIConnectionError(
+                    "The aiohttp ClientSession given as http_session is closed."
+                )
+            session = self._injected
+        else:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connection_limit),
+                auto_decompress=True,
+            )
+        self._sessions[loop] = session
         return session
 
     async def send(self, request: PreparedRequest, timeout: Timeout) -> RawResponse:
@@ -104,9 +120,17 @@ class Transport:
             ) from exc
 
     async def aclose(self) -> None:
+        """Refuse further requests and close the session of the running loop.
+
+        Sessions of other loops (sync facade) are closed by :meth:`aclose_loop`, run on each.
+        """
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
+        await self.aclose_loop()
+
+    async def aclose_loop(self) -> None:
+        """Close the session belonging to the running loop, if any (and if it is ours)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None and self._injected is None:
             await session.close()
 
 

@@ -8,21 +8,24 @@ client sends Y and returns Z".
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import anyio.to_thread
 import attrs
 import orjson
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from clerk_sessions import AsyncClerkSessions
+from clerk_sessions import AsyncClerkSessions, ClerkSessions
 
 CLIENT_TOKEN = "client_jwt.canary-CLIENT-TOKEN-7f3a"
 REPO = Path(__file__).resolve().parent.parent
@@ -160,9 +163,69 @@ async def fapi() -> AsyncIterator[FakeFrontendAPI]:
         await runner.cleanup()
 
 
+class ThreadedSync:
+    """Drives a :class:`ClerkSessions` from the async test suite, so every behaviour test of
+    the async client proves the sync one too.
+
+    Each blocking call runs in a worker thread (as it would in a thread pool): the test's own
+    loop keeps serving the fake Frontend API meanwhile. Results, exceptions and properties are
+    exactly what ClerkSessions gives.
+    """
+
+    def __init__(self, client: ClerkSessions) -> None:
+        self._client = client
+
+    @property
+    def _transport(self) -> Any:
+        return self._client._async._transport
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, "close" if name == "aclose" else name)
+        if not callable(attribute):
+            return attribute
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = await anyio.to_thread.run_sync(functools.partial(attribute, *args, **kwargs))
+            return ThreadedSync(result) if isinstance(result, ClerkSessions) else result
+
+        if name == "with_client_token":  # not a request: no thread hop, same return wrapping
+            return lambda *a, **k: ThreadedSync(attribute(*a, **k))
+        return call
+
+    def __repr__(self) -> str:
+        return repr(self._client)
+
+
+MakeClerk = Callable[..., AbstractAsyncContextManager[Any]]
+
+
+@pytest.fixture(params=["async", "sync"])
+def client_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def clerk(fapi: FakeFrontendAPI) -> AsyncIterator[AsyncClerkSessions]:
-    async with AsyncClerkSessions(frontend_api_url=fapi.url, client_token=CLIENT_TOKEN) as client:
+def make_clerk(client_kind: str) -> MakeClerk:
+    """``async with make_clerk(**constructor_kwargs) as clerk:`` for the client under test."""
+
+    @asynccontextmanager
+    async def make(**kwargs: Any) -> AsyncIterator[Any]:
+        if client_kind == "async":
+            async with AsyncClerkSessions(**kwargs) as client:
+                yield client
+            return
+        sync = ClerkSessions(**kwargs)
+        try:
+            yield ThreadedSync(sync)
+        finally:
+            await anyio.to_thread.run_sync(sync.close)
+
+    return make
+
+
+@pytest.fixture
+async def clerk(fapi: FakeFrontendAPI, make_clerk: MakeClerk) -> AsyncIterator[Any]:
+    async with make_clerk(frontend_api_url=fapi.url, client_token=CLIENT_TOKEN) as client:
         yield client
 
 

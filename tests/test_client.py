@@ -36,7 +36,7 @@ from clerk_sessions import (
 )
 
 from . import payloads
-from .conftest import CLIENT_TOKEN, FakeFrontendAPI
+from .conftest import CLIENT_TOKEN, FakeFrontendAPI, MakeClerk
 
 pytestmark = pytest.mark.anyio
 
@@ -106,10 +106,10 @@ async def test_environment_variables_configure_the_client(
     assert fapi.last.headers["Authorization"] == "env-token"
 
 
-async def test_frontend_api_url_keeps_a_proxy_path_prefix(fapi: FakeFrontendAPI) -> None:
-    async with AsyncClerkSessions(
-        frontend_api_url=f"{fapi.url}/api/__clerk/", client_token="t"
-    ) as clerk:
+async def test_frontend_api_url_keeps_a_proxy_path_prefix(
+    fapi: FakeFrontendAPI, make_clerk: MakeClerk
+) -> None:
+    async with make_clerk(frontend_api_url=f"{fapi.url}/api/__clerk/", client_token="t") as clerk:
         fapi.reply(json=payloads.session_envelope())
         await clerk.get_session("sess_1")
     assert fapi.last.path == "/api/__clerk/v1/client/sessions/sess_1"
@@ -182,16 +182,19 @@ def test_repr_never_shows_the_client_token() -> None:
 
 async def test_an_empty_client_token_is_sent_as_an_empty_authorization_header(
     fapi: FakeFrontendAPI,
+    make_clerk: MakeClerk,
 ) -> None:
-    async with AsyncClerkSessions(frontend_api_url=fapi.url, client_token="") as clerk:
+    async with make_clerk(frontend_api_url=fapi.url, client_token="") as clerk:
         fapi.reply(json=payloads.delete_sessions_envelope())
         await clerk.remove_client_sessions_and_retain_cookie()
     assert fapi.last.headers["Authorization"] == ""
     assert fapi.last.query == [("_is_native", "1")]
 
 
-async def test_api_version_is_a_header_and_never_a_query_parameter(fapi: FakeFrontendAPI) -> None:
-    async with AsyncClerkSessions(
+async def test_api_version_is_a_header_and_never_a_query_parameter(
+    fapi: FakeFrontendAPI, make_clerk: MakeClerk
+) -> None:
+    async with make_clerk(
         frontend_api_url=fapi.url, client_token="t", api_version="2025-11-10"
     ) as clerk:
         fapi.reply(json=payloads.session_envelope())
@@ -306,9 +309,10 @@ async def test_redirects_are_not_followed(fapi: FakeFrontendAPI, clerk: AsyncCle
 
 async def test_a_rotated_token_replaces_the_stored_one_and_is_reported(
     fapi: FakeFrontendAPI,
+    make_clerk: MakeClerk,
 ) -> None:
     seen: list[str | None] = []
-    async with AsyncClerkSessions(
+    async with make_clerk(
         frontend_api_url=fapi.url, client_token="old", on_client_token=seen.append
     ) as clerk:
         fapi.reply(
@@ -324,10 +328,10 @@ async def test_a_rotated_token_replaces_the_stored_one_and_is_reported(
 
 @pytest.mark.parametrize("cleared", ["", "Bearer", "  bearer  "])
 async def test_an_empty_or_bare_bearer_header_clears_the_token(
-    cleared: str, fapi: FakeFrontendAPI
+    cleared: str, fapi: FakeFrontendAPI, make_clerk: MakeClerk
 ) -> None:
     seen: list[str | None] = []
-    async with AsyncClerkSessions(
+    async with make_clerk(
         frontend_api_url=fapi.url, client_token="old", on_client_token=seen.append
     ) as clerk:
         fapi.reply(json=payloads.delete_sessions_envelope(), headers={"Authorization": cleared})
@@ -339,8 +343,10 @@ async def test_an_empty_or_bare_bearer_header_clears_the_token(
     assert seen == [None]
 
 
-async def test_error_responses_rotate_the_token_too(fapi: FakeFrontendAPI) -> None:
-    async with AsyncClerkSessions(frontend_api_url=fapi.url, client_token="old") as clerk:
+async def test_error_responses_rotate_the_token_too(
+    fapi: FakeFrontendAPI, make_clerk: MakeClerk
+) -> None:
+    async with make_clerk(frontend_api_url=fapi.url, client_token="old") as clerk:
         fapi.reply(
             401, payloads.clerk_errors("authentication_invalid"), headers={"Authorization": "fresh"}
         )
@@ -351,12 +357,13 @@ async def test_error_responses_rotate_the_token_too(fapi: FakeFrontendAPI) -> No
 
 async def test_the_first_request_with_an_empty_token_adopts_the_minted_one(
     fapi: FakeFrontendAPI,
+    make_clerk: MakeClerk,
 ) -> None:
     async def persist(token: str | None) -> None:  # async callbacks are awaited
         stored.append(token)
 
     stored: list[str | None] = []
-    async with AsyncClerkSessions(
+    async with make_clerk(
         frontend_api_url=fapi.url, client_token="", on_client_token=persist
     ) as clerk:
         fapi.reply(json=payloads.delete_sessions_envelope(), headers={"Authorization": "minted"})
@@ -364,7 +371,9 @@ async def test_the_first_request_with_an_empty_token_adopts_the_minted_one(
     assert stored == ["minted"]
 
 
-async def test_a_stale_response_does_not_overwrite_a_newer_token(fapi: FakeFrontendAPI) -> None:
+async def test_a_stale_response_does_not_overwrite_a_newer_token(
+    fapi: FakeFrontendAPI, make_clerk: MakeClerk
+) -> None:
     """Two requests leave with token A; the first reply rotates to B; the slower reply (to a
     request made with A) must not roll the client back to its rotation C."""
     first_arrived, release_slow = asyncio.Event(), asyncio.Event()
@@ -378,7 +387,7 @@ async def test_a_stale_response_does_not_overwrite_a_newer_token(fapi: FakeFront
         return web.json_response(payloads.session_envelope(), headers={"Authorization": "B"})
 
     seen: list[str | None] = []
-    async with AsyncClerkSessions(
+    async with make_clerk(
         frontend_api_url=fapi.url, client_token="A", on_client_token=seen.append
     ) as clerk:
         fapi.reply_with(slow)
@@ -397,9 +406,11 @@ async def test_a_stale_response_does_not_overwrite_a_newer_token(fapi: FakeFront
 # -- clients for other Clerk clients ------------------------------------------------------------
 
 
-async def test_with_client_token_shares_the_pool_but_not_the_token(fapi: FakeFrontendAPI) -> None:
+async def test_with_client_token_shares_the_pool_but_not_the_token(
+    fapi: FakeFrontendAPI, make_clerk: MakeClerk
+) -> None:
     parent_seen: list[str | None] = []
-    async with AsyncClerkSessions(
+    async with make_clerk(
         frontend_api_url=fapi.url, client_token="parent", on_client_token=parent_seen.append
     ) as clerk:
         other = clerk.with_client_token("other")
@@ -420,9 +431,11 @@ async def test_with_client_token_shares_the_pool_but_not_the_token(fapi: FakeFro
 # -- lifecycle -----------------------------------------------------------------------------------
 
 
-async def test_a_closed_client_refuses_calls_clearly(fapi: FakeFrontendAPI) -> None:
-    clerk = AsyncClerkSessions(frontend_api_url=fapi.url, client_token="t")
-    await clerk.aclose()
+async def test_a_closed_client_refuses_calls_clearly(
+    fapi: FakeFrontendAPI, make_clerk: MakeClerk
+) -> None:
+    async with make_clerk(frontend_api_url=fapi.url, client_token="t") as clerk:
+        pass
     with pytest.raises(APIConnectionError, match="closed"):
         await clerk.get_session("sess_1")
     assert fapi.requests == []
@@ -591,8 +604,10 @@ async def test_a_misshaped_success_body_names_the_field(
         await clerk.get_session("sess_1")
 
 
-async def test_connection_refused_is_an_api_connection_error(unused_tcp_port: int) -> None:
-    async with AsyncClerkSessions(
+async def test_connection_refused_is_an_api_connection_error(
+    unused_tcp_port: int, make_clerk: MakeClerk
+) -> None:
+    async with make_clerk(
         frontend_api_url=f"http://127.0.0.1:{unused_tcp_port}", client_token=CLIENT_TOKEN
     ) as clerk:
         with pytest.raises(APIConnectionError) as info:

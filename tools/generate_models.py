@@ -32,18 +32,18 @@ installed in the interpreter running this script.
 from __future__ import annotations
 
 import argparse
-import difflib
 import keyword
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
+from _codegen import REPO_ROOT, check_file, ruff_format
+
 MODELS_PATH = REPO_ROOT / "clerk_sessions" / "models.py"
 SPEC_ENV = "CLERK_SESSIONS_SPEC"
 DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "spec" / "fapi-sessions.yml"
@@ -977,24 +977,9 @@ def render_module(model: Model) -> str:
     return "\n\n\n".join(part.strip("\n") for part in parts) + "\n"
 
 
-def ruff_format(source: str) -> str:
-    """Format with the repo's ruff configuration (line length etc.)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(MODELS_PATH), "-"],
-        input=source,
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"ruff format failed:\n{result.stderr}")
-    return result.stdout
-
-
 def generate(spec: Mapping[str, Any]) -> str:
     """The formatted text of ``models.py`` for this spec."""
-    return ruff_format(render_module(build_model(spec)))
+    return ruff_format(render_module(build_model(spec)), MODELS_PATH)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1002,40 +987,9 @@ def generate(spec: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def stale_diff(expected: str, actual: str, limit: int = 40) -> str:
-    """A short unified diff from the committed file to the regenerated one ('' if equal)."""
-    if expected == actual:
-        return ""
-    diff = list(
-        difflib.unified_diff(
-            actual.splitlines(keepends=True),
-            expected.splitlines(keepends=True),
-            fromfile="committed/clerk_sessions/models.py",
-            tofile="generated/clerk_sessions/models.py",
-        )
-    )
-    if not diff:  # differs only in something splitlines hides (e.g. a final newline)
-        return "(files differ in line endings or a trailing newline)\n"
-    more = len(diff) - limit
-    text = "".join(diff[:limit])
-    if more > 0:
-        text += f"... ({more} more diff lines)\n"
-    return text
-
-
 def check(spec: Mapping[str, Any], path: Path = MODELS_PATH) -> str:
     """'' if ``path`` is exactly what the spec generates, else a message with a diff."""
-    if not path.is_file():
-        return f"{path} does not exist; run: python tools/generate_models.py\n"
-    expected = generate(spec)
-    actual = path.read_text(encoding="utf-8")
-    diff = stale_diff(expected, actual)
-    if not diff:
-        return ""
-    return (
-        f"{path} is out of date with the spec (or was edited by hand).\n"
-        f"Regenerate it with: python tools/generate_models.py\n{diff}"
-    )
+    return check_file(path, generate(spec), "python tools/generate_models.py", "the spec")
 
 
 def main(argv: list[str] | None = None) -> int:
