@@ -6,12 +6,15 @@ how to build the request and what comes back; ``_wire`` builds and parses; ``_tr
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import logging
 import os
+import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TypeVar
 
 import aiohttp
 
@@ -19,11 +22,20 @@ from . import _operations as ops
 from ._config import proxy_for, resolve_base_url
 from ._constants import (
     DEFAULT_API_VERSION,
+    DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     ENV_CLIENT_TOKEN,
 )
-from ._errors import APIConnectionError, ConfigurationError
+from ._errors import (
+    APIConnectionError,
+    ClerkSessionsError,
+    ConfigurationError,
+    ResponseValidationError,
+)
+from ._logging import logger
+from ._operations import R
+from ._retry import RetryEvent, allowed_retries, parse_retry_after, plan_retry, retry_reason
 from ._transport import USER_AGENT, Transport
 from ._types import (
     UNSET,
@@ -36,13 +48,14 @@ from ._types import (
     TouchIntent,
     Unset,
 )
-from ._wire import build_request, parse_response, rotated_client_token
+from ._wire import api_error, build_request, parse_success, rotated_client_token
 from .models import Client, Envelope, Session, SessionReverification, Token
-
-R = TypeVar("R")
 
 ClientTokenCallback = Callable[[str | None], Awaitable[None] | None]
 """Called with the new client token (``None`` when cleared); may be sync or async."""
+
+RetryCallback = Callable[[RetryEvent], None]
+"""Called before each retry with what failed and how long the SDK will wait."""
 
 _NO_ARGS: Mapping[str, object] = {}
 
@@ -122,7 +135,13 @@ class AsyncClerkSessions:
         timeout: float | Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_session: aiohttp.ClientSession | None = None,
+        on_retry: RetryCallback | None = None,
+        max_connections: int = DEFAULT_CONNECTION_LIMIT,
     ) -> None:
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise ConfigurationError(f"max_connections must be an int, got {max_connections!r}")
+        if max_connections < 1:
+            raise ConfigurationError(f"max_connections must be >= 1, got {max_connections}")
         if not isinstance(api_version, str) or not api_version.strip():
             raise ConfigurationError(f"api_version must be a non-empty str, got {api_version!r}")
         if client_token is None:
@@ -137,10 +156,17 @@ class AsyncClerkSessions:
             "Clerk-API-Version": api_version,
         }
         self._token = _ClientTokenState(_check_client_token(client_token), on_client_token)
+        self._on_retry = on_retry
         # HTTP(S)_PROXY / NO_PROXY are honoured, as by every HTTP tool.
-        self._transport = Transport(http_session, proxy=proxy_for(self._base_url))
+        self._transport = Transport(
+            http_session, connection_limit=max_connections, proxy=proxy_for(self._base_url)
+        )
         self._owns_transport = True
         self._closed = False
+        # Injectable for tests: the retry loop's clock, sleep and jitter source.
+        self._clock: Callable[[], float] = time.monotonic
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._random: Callable[[], float] = random.random
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -207,26 +233,71 @@ class AsyncClerkSessions:
         max_retries: int | Unset,
         extra_headers: Mapping[str, str] | None,
     ) -> R:
+        """Send the operation, retrying per ``_retry``, within one deadline for the whole call."""
         if self._closed:
             raise APIConnectionError(f"{operation.name}: this client is closed.")
+        call_timeout = self._timeout if timeout is UNSET else _coerce_timeout(timeout)
         if max_retries is not UNSET:
             _check_max_retries(max_retries)
-        sent_token = self._token.token
-        request = build_request(
-            operation,
-            self._base_url,
-            path_args,
-            body_args,
-            client_token=sent_token,
-            headers=self._headers,
-            header_args=header_args,
-            extra_headers=extra_headers,
-        )
-        call_timeout = self._timeout if timeout is UNSET else _coerce_timeout(timeout)
-        raw = await self._transport.send(request, call_timeout)
-        # Any response may rotate the client token, error responses included.
-        await self._token.apply_rotation(raw.headers, sent_token)
-        return parse_response(operation, raw.status, raw.headers, raw.body, secrets=(sent_token,))
+        retries_allowed = allowed_retries(operation.retry_safe, self._max_retries, max_retries)
+        deadline = self._clock() + call_timeout.total
+        retries = 0
+        while True:
+            # Built per attempt: a retry carries the token a failed attempt may have rotated.
+            sent_token = self._token.token
+            request = build_request(
+                operation,
+                self._base_url,
+                path_args,
+                body_args,
+                client_token=sent_token,
+                headers=self._headers,
+                header_args=header_args,
+                extra_headers=extra_headers,
+            )
+            started = self._clock()
+            status: int | None = None
+            retry_after: float | None = None
+            try:
+                raw = await self._transport.send(request, call_timeout, deadline - started)
+            except APIConnectionError as exc:
+                failure: ClerkSessionsError = exc
+                _log_failure(operation.method, operation.name, exc, self._clock() - started)
+            else:
+                # Any response may rotate the client token, error responses included.
+                await self._token.apply_rotation(raw.headers, sent_token)
+                status = raw.status
+                if 200 <= status < 300:
+                    _log_response(operation, status, self._clock() - started, retries, None)
+                    try:
+                        result = parse_success(operation, status, raw.body, secrets=(sent_token,))
+                    except ResponseValidationError as exc:
+                        exc.retries_taken = retries
+                        raise
+                    result.retries_taken = retries
+                    return result
+                error = api_error(operation, status, raw.headers, raw.body, secrets=(sent_token,))
+                _log_response(operation, status, self._clock() - started, retries, error)
+                retry_after = parse_retry_after(raw.headers, time.time())
+                failure = error
+            reason = retry_reason(status, failure, retry_safe=operation.retry_safe)
+            delay = plan_retry(
+                reason=reason,
+                retries_taken=retries,
+                max_retries=retries_allowed,
+                retry_after=retry_after,
+                remaining=deadline - self._clock(),
+                random_fraction=self._random(),
+            )
+            if delay is None or reason is None:
+                failure.retries_taken = retries
+                raise failure
+            retries += 1
+            event = RetryEvent(operation.name, retries, retries_allowed, reason, delay)
+            logger.info("%s", event)
+            if self._on_retry is not None:
+                self._on_retry(event)
+            await self._sleep(delay)
 
     # -- the twelve operations (one line each; see _operations for the table) ------------------
 
@@ -512,4 +583,35 @@ class AsyncClerkSessions:
         )
 
 
-__all__ = ["AsyncClerkSessions", "ClientTokenCallback"]
+def _log_response(
+    operation: ops.Operation[R],
+    status: int,
+    elapsed: float,
+    retries: int,
+    error: ClerkSessionsError | None,
+) -> None:
+    # Only safe fields: never the URL, headers or bodies (see _logging).
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    trace = getattr(error, "clerk_trace_id", None)
+    code = getattr(error, "code", None)
+    logger.debug(
+        "%s %s -> HTTP %d in %.1f ms (retries so far: %d%s%s)",
+        operation.method,
+        operation.name,
+        status,
+        elapsed * 1000,
+        retries,
+        f", code={code}" if code else "",
+        f", clerk_trace_id={trace}" if trace else "",
+    )
+
+
+def _log_failure(method: str, name: str, error: APIConnectionError, elapsed: float) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s -> %s after %.1f ms", method, name, type(error).__name__, elapsed * 1000
+        )
+
+
+__all__ = ["AsyncClerkSessions", "ClientTokenCallback", "RetryCallback"]

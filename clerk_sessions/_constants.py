@@ -13,11 +13,23 @@ DEFAULT_API_VERSION: Final = "2026-05-12"
 # should fail fast. ``connect`` also bounds the wait for a free connection in the pool.
 DEFAULT_TIMEOUT: Final = Timeout(total=30.0, connect=5.0)
 
-# Retries (policy lands with the retry issue; the knob exists from the start).
+# Retries (decisions in _retry.py). Statuses worth another attempt for any operation that
+# retries; 500 only for operations safe to repeat (a 500 may come after the server acted).
 DEFAULT_MAX_RETRIES: Final = 2
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
+# Backoff: 0.5 s, 1 s, 2 s, ... capped at 8 s, each shortened by up to 25 % at random so that
+# many clients failing together do not retry together.
+RETRY_INITIAL_DELAY: Final = 0.5
+RETRY_MAX_DELAY: Final = 8.0
+RETRY_JITTER: Final = 0.25
+# A Retry-After longer than this is not slept through: the caller gets the error at once.
+RETRY_AFTER_CAP: Final = 60.0
 
 # Connection pool: enough for a batch job's fan-out, small enough not to trip rate limits.
 DEFAULT_CONNECTION_LIMIT: Final = 100
+
+# A response body larger than this is refused unread (a 23 KB getSession is typical).
+MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 
 # Error messages quote at most this much of a non-JSON body (e.g. a proxy's HTML page).
 BODY_EXCERPT_CHARS: Final = 200
@@ -25,6 +37,7 @@ BODY_EXCERPT_CHARS: Final = 200
 ENV_PUBLISHABLE_KEY: Final = "CLERK_PUBLISHABLE_KEY"
 ENV_FRONTEND_API_URL: Final = "CLERK_FRONTEND_API_URL"
 ENV_CLIENT_TOKEN: Final = "CLERK_CLIENT_TOKEN"
+ENV_LOG: Final = "CLERK_SESSIONS_LOG"
 
 # Native auth: the client token travels in Authorization and this flag tells FAPI to read it.
 NATIVE_QUERY: Final = (("_is_native", "1"),)

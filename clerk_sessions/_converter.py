@@ -53,6 +53,9 @@ __all__ = ["CONVERTER", "make_converter", "structure"]
 
 T = TypeVar("T")
 Hook = Callable[[Any, Any], Any]
+
+# Model fields the SDK fills, never read from the JSON.
+SDK_FIELDS = frozenset({"unknown_fields", "retries_taken"})
 NoneType = type(None)
 
 # How many failure paths a ResponseValidationError message names (all are in ``.paths``).
@@ -300,11 +303,12 @@ def _model_factory(*, forbid_extra_keys: bool, track_unknown_fields: bool, fast_
         cls = get_origin(tp) or tp
         names = {a.name for a in attrs.fields(cls)}
         tracks = "unknown_fields" in names and track_unknown_fields
-        # unknown_fields is filled below from the extra keys, never from a key of that name.
+        # SDK-side fields never come from JSON: unknown_fields is filled below from the extra
+        # keys, retries_taken by the client after the call.
         overrides: dict[str, Any] = {}
-        if "unknown_fields" in names:
-            overrides["unknown_fields"] = override(omit=True)
-        known = frozenset(names - {"unknown_fields"})
+        for sdk_field in SDK_FIELDS & names:
+            overrides[sdk_field] = override(omit=True)
+        known = frozenset(names - SDK_FIELDS)
         label = _type_name(tp)
         use_fast_path = fast_path and not forbid_extra_keys
         inner: Hook | None = None
@@ -441,7 +445,7 @@ def _compile_fast_hook(
     body: list[str] = []
     kwargs: list[str] = []
     for index, field in enumerate(attrs.fields(attrs.resolve_types(cls))):
-        if field.name == "unknown_fields":
+        if field.name in SDK_FIELDS:
             continue
         field_tp = typevars.get(field.type, field.type)
         body.extend(_field_code(index, field, field_tp, converter, env))

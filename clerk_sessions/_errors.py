@@ -35,6 +35,9 @@ __all__ = [
 class ClerkSessionsError(Exception):
     """Base class of every error raised by clerk_sessions."""
 
+    retries_taken: int = 0
+    """How many times the SDK retried the request before giving up with this error."""
+
 
 class ConfigurationError(ClerkSessionsError, ValueError):
     """The client was configured or called in a way that can never work (bad key, bad URL...)."""
@@ -197,6 +200,10 @@ def error_class_for_status(status: int) -> type[ClerkAPIError]:
 class APIConnectionError(ClerkSessionsError):
     """The request could not be completed: DNS, refused or dropped connection, TLS failure."""
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (after {self.retries_taken} retries)" if self.retries_taken else text
+
 
 class APITimeoutError(APIConnectionError):
     """The request did not complete within its timeout (connect, pool wait, or total)."""
@@ -232,6 +239,8 @@ class ResponseValidationError(ClerkSessionsError):
             text = f"HTTP {self.status} {text}"
         if self.body_excerpt:
             text += f" (body starts: {self.body_excerpt!r})"
+        if self.retries_taken:
+            text += f" (after {self.retries_taken} retries)"
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:

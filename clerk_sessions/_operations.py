@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -17,7 +17,14 @@ from .models import Client, Envelope, Session, SessionReverification, Token
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 
-R = TypeVar("R")
+
+class CallResult(Protocol):
+    """What every operation returns (an Envelope or a Token): it knows its retries."""
+
+    retries_taken: int
+
+
+R = TypeVar("R", bound=CallResult)
 
 
 @attrs.frozen

@@ -1,10 +1,105 @@
-"""Retry decisions as pure functions of their inputs (no clock reads, no I/O)."""
+"""Retry decisions as pure functions of their inputs (no clock reads, no I/O, no randomness).
+
+The client's call loop asks three questions after a failed attempt: is this failure worth
+another attempt (:func:`retry_reason`), how many retries does this call allow
+(:func:`allowed_retries`), and how long to wait, if at all (:func:`plan_retry`).
+"""
 
 from __future__ import annotations
 
 import email.utils
 import math
 from collections.abc import Mapping
+
+import attrs
+
+from ._constants import (
+    RETRY_AFTER_CAP,
+    RETRY_INITIAL_DELAY,
+    RETRY_JITTER,
+    RETRY_MAX_DELAY,
+    RETRYABLE_STATUSES,
+)
+from ._errors import APIConnectionError, APITimeoutError
+from ._types import Unset
+
+
+@attrs.frozen
+class RetryEvent:
+    """What ``on_retry`` receives before the SDK sleeps and tries again."""
+
+    operation: str
+    retry: int
+    """1 for the first retry."""
+    max_retries: int
+    reason: str
+    """e.g. ``"HTTP 503"``, ``"timeout"``, ``"connection error"``."""
+    delay: float
+    """Seconds the SDK sleeps before the retry."""
+
+    def __str__(self) -> str:
+        return (
+            f"retrying {self.operation} ({self.retry} of {self.max_retries}) after "
+            f"{self.reason}, in {self.delay:.2f}s"
+        )
+
+
+def retry_reason(
+    status: int | None, error: BaseException | None, *, retry_safe: bool
+) -> str | None:
+    """Why this failure deserves another attempt, or ``None`` if it does not."""
+    if status is None:
+        if isinstance(error, APITimeoutError):
+            return "timeout"
+        if isinstance(error, APIConnectionError):
+            return "connection error"
+        return None
+    if status in RETRYABLE_STATUSES or (status == 500 and retry_safe):
+        return f"HTTP {status}"
+    return None
+
+
+def allowed_retries(retry_safe: bool, client_max: int, call_max: int | Unset) -> int:
+    """A per-call ``max_retries`` wins; otherwise only operations safe to repeat retry.
+
+    ``prepare_*``/``attempt_*`` send codes or use up attempts: they retry only when the caller
+    opts in for that call.
+    """
+    if not isinstance(call_max, Unset):
+        return call_max
+    return client_max if retry_safe else 0
+
+
+def backoff_delay(retries_taken: int, random_fraction: float) -> float:
+    """Exponential backoff with jitter; ``random_fraction`` is in [0, 1)."""
+    base = min(RETRY_MAX_DELAY, RETRY_INITIAL_DELAY * 2.0**retries_taken)
+    return base * (1 - RETRY_JITTER * random_fraction)
+
+
+def plan_retry(
+    *,
+    reason: str | None,
+    retries_taken: int,
+    max_retries: int,
+    retry_after: float | None,
+    remaining: float,
+    random_fraction: float,
+) -> float | None:
+    """Seconds to wait before the next attempt, or ``None`` to give up now.
+
+    Gives up when the failure is not retryable, the retries are used up, the server asks for a
+    wait above ``RETRY_AFTER_CAP``, or the wait would overrun the call's deadline
+    (``remaining`` seconds left).
+    """
+    if reason is None or retries_taken >= max_retries:
+        return None
+    if retry_after is not None:
+        if retry_after > RETRY_AFTER_CAP:
+            return None
+        delay = retry_after
+    else:
+        delay = backoff_delay(retries_taken, random_fraction)
+    return delay if delay < remaining else None
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:

@@ -12,8 +12,13 @@ from collections.abc import Mapping
 import aiohttp
 
 from ._bridge import SyncClient
-from ._client import AsyncClerkSessions, ClientTokenCallback
-from ._constants import DEFAULT_API_VERSION, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._client import AsyncClerkSessions, ClientTokenCallback, RetryCallback
+from ._constants import (
+    DEFAULT_API_VERSION,
+    DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 from ._types import (
     UNSET,
     FirstFactorAttemptStrategy,
@@ -49,6 +54,8 @@ class ClerkSessions(SyncClient):
         timeout: float | Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_session: aiohttp.ClientSession | None = None,
+        on_retry: RetryCallback | None = None,
+        max_connections: int = DEFAULT_CONNECTION_LIMIT,
     ) -> None:
         super().__init__(
             AsyncClerkSessions(
@@ -60,6 +67,8 @@ class ClerkSessions(SyncClient):
                 timeout=timeout,
                 max_retries=max_retries,
                 http_session=http_session,
+                on_retry=on_retry,
+                max_connections=max_connections,
             )
         )
 

@@ -11,8 +11,13 @@ import attrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ._constants import DEFAULT_CONNECTION_LIMIT
-from ._errors import APIConnectionError, APITimeoutError, ConfigurationError
+from ._constants import DEFAULT_CONNECTION_LIMIT, MAX_RESPONSE_BYTES
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    ResponseValidationError,
+)
 from ._types import Timeout
 from ._version import __version__
 from ._wire import PreparedRequest
@@ -91,9 +96,25 @@ class Transport:
         self._sessions[loop] = session
         return session
 
-    async def send(self, request: PreparedRequest, timeout: Timeout) -> RawResponse:
+    async def send(
+        self, request: PreparedRequest, timeout: Timeout, remaining: float
+    ) -> RawResponse:
+        """One attempt, bounded by ``timeout`` and by the ``remaining`` seconds of the call.
+
+        The response is read and released before this returns, so a retry never holds a
+        connection of a failed attempt.
+        """
+        if remaining <= 0:
+            raise APITimeoutError(
+                f"{request.operation.name}: no complete response within "
+                f"{_describe_timeout(timeout)} (the call's whole budget, retries included)."
+            )
         session = self._get_session()
-        client_timeout = aiohttp.ClientTimeout(total=timeout.total, connect=timeout.connect)
+        connect = timeout.connect
+        client_timeout = aiohttp.ClientTimeout(
+            total=min(timeout.total, remaining),
+            connect=None if connect is None else min(connect, remaining),
+        )
         try:
             async with session.request(
                 request.method,
@@ -104,12 +125,13 @@ class Transport:
                 allow_redirects=False,  # a redirect must never carry the client token elsewhere
                 proxy=self._proxy,
             ) as response:
-                body = await response.read()
+                body = await _read_limited(response, request)
                 return RawResponse(response.status, response.headers, body)
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise APITimeoutError(
                 f"{request.operation.name}: no complete response within "
-                f"{_describe_timeout(timeout)}. Raise timeout= (per call or per client) if the "
+                f"{_describe_timeout(timeout)} (connecting includes waiting for a free "
+                "connection in the pool). Raise timeout= (per call or per client) if the "
                 "network is slow, or check that the Frontend API host is reachable."
             ) from exc
         except aiohttp.ClientError as exc:
@@ -132,6 +154,38 @@ class Transport:
         session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None and self._injected is None:
             await session.close()
+
+
+async def _read_limited(response: aiohttp.ClientResponse, request: PreparedRequest) -> bytes:
+    """The body, or ResponseValidationError if it is larger than MAX_RESPONSE_BYTES.
+
+    A declared size is checked before reading anything; an undeclared (chunked) or compressed
+    body is read in chunks and abandoned as soon as it passes the limit.
+    """
+    length = response.content_length
+    if length is not None and "Content-Encoding" not in response.headers:
+        if length <= MAX_RESPONSE_BYTES:
+            return await response.read()
+        raise _too_large(response, request)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise _too_large(response, request)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(
+    response: aiohttp.ClientResponse, request: PreparedRequest
+) -> ResponseValidationError:
+    return ResponseValidationError(
+        f"the response body is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; refused "
+        "unread (a Frontend API response is a few KB)",
+        status=response.status,
+        operation=request.operation.name,
+    )
 
 
 def _describe_timeout(timeout: Timeout) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import attrs
@@ -24,13 +24,11 @@ from ._errors import (
     ResponseValidationError,
     error_class_for_status,
 )
-from ._operations import Operation
+from ._operations import Operation, R
 from ._redact import excerpt, redact_headers
 from ._retry import parse_retry_after
 from ._types import UNSET
 from .models import ClerkErrors
-
-R = TypeVar("R")
 
 # Headers the SDK owns: letting callers override them would bypass token rotation or produce
 # a request FAPI rejects (Origin together with Authorization).
@@ -159,23 +157,28 @@ def parse_response(
 ) -> R:
     """The operation's model for a 2xx, else raise the matching :class:`ClerkAPIError`."""
     if 200 <= status < 300:
-        if status == 204 or not body:
-            raise ResponseValidationError(
-                "expected a JSON body, got an empty response",
-                status=status,
-                operation=operation.name,
-            )
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ResponseValidationError(
-                "the response body is not JSON",
-                status=status,
-                body_excerpt=excerpt(body, secrets, BODY_EXCERPT_CHARS),
-                operation=operation.name,
-            ) from exc
-        return structure(data, operation.response_type, operation=operation.name, status=status)
+        return parse_success(operation, status, body, secrets=secrets)
     raise api_error(operation, status, headers, body, secrets=secrets, now=now)
+
+
+def parse_success(
+    operation: Operation[R], status: int, body: bytes, *, secrets: tuple[str | None, ...] = ()
+) -> R:
+    """Decode and structure a 2xx body, or raise ResponseValidationError."""
+    if status == 204 or not body:
+        raise ResponseValidationError(
+            "expected a JSON body, got an empty response", status=status, operation=operation.name
+        )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ResponseValidationError(
+            "the response body is not JSON",
+            status=status,
+            body_excerpt=excerpt(body, secrets, BODY_EXCERPT_CHARS),
+            operation=operation.name,
+        ) from exc
+    return structure(data, operation.response_type, operation=operation.name, status=status)
 
 
 def api_error(

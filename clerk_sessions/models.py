@@ -1087,6 +1087,8 @@ class Token:
     jwt: str = attrs.field(repr=redacted_repr)
     unknown_fields: Mapping[str, Any] = attrs.field(default=EMPTY_MAPPING, repr=False, eq=False)
     """JSON keys this version does not know, as received (read-only)."""
+    retries_taken: int = attrs.field(default=0, eq=False)
+    """How many times the SDK retried the request before this answer."""
 
 
 @attrs.define(kw_only=True)
@@ -1134,6 +1136,8 @@ class Envelope(Generic[T]):
     client: Client | None = None
     unknown_fields: Mapping[str, Any] = attrs.field(default=EMPTY_MAPPING, repr=False, eq=False)
     """JSON keys this version does not know, as received (read-only)."""
+    retries_taken: int = attrs.field(default=0, eq=False)
+    """How many times the SDK retried the request before this answer."""
 
 
 ClientWrappedSession: TypeAlias = Envelope[Session]

@@ -199,6 +199,26 @@ class ThreadedSync:
 MakeClerk = Callable[..., AbstractAsyncContextManager[Any]]
 
 
+def core_of(clerk: Any) -> AsyncClerkSessions:
+    """The AsyncClerkSessions doing the work, behind either kind of client under test."""
+    return clerk._client._async if isinstance(clerk, ThreadedSync) else clerk  # type: ignore[no-any-return]
+
+
+class FakeSleep:
+    """Records the retry loop's sleeps instead of sleeping (tests assert delays, not time)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+@pytest.fixture
+def fake_sleep() -> FakeSleep:
+    return FakeSleep()
+
+
 @pytest.fixture(params=["async", "sync"])
 def client_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -225,7 +245,11 @@ def make_clerk(client_kind: str) -> MakeClerk:
 
 @pytest.fixture
 async def clerk(fapi: FakeFrontendAPI, make_clerk: MakeClerk) -> AsyncIterator[Any]:
-    async with make_clerk(frontend_api_url=fapi.url, client_token=CLIENT_TOKEN) as client:
+    """A client without retries: each test sees exactly the response it scripted.
+    Retries have their own tests (test_retries.py)."""
+    async with make_clerk(
+        frontend_api_url=fapi.url, client_token=CLIENT_TOKEN, max_retries=0
+    ) as client:
         yield client
 
 

@@ -36,7 +36,7 @@ from clerk_sessions import (
 )
 
 from . import payloads
-from .conftest import CLIENT_TOKEN, FakeFrontendAPI, MakeClerk
+from .conftest import CLIENT_TOKEN, FakeFrontendAPI, FakeSleep, MakeClerk, core_of
 
 pytestmark = pytest.mark.anyio
 
@@ -605,15 +605,19 @@ async def test_a_misshaped_success_body_names_the_field(
 
 
 async def test_connection_refused_is_an_api_connection_error(
-    unused_tcp_port: int, make_clerk: MakeClerk
+    unused_tcp_port: int, make_clerk: MakeClerk, fake_sleep: FakeSleep
 ) -> None:
     async with make_clerk(
         frontend_api_url=f"http://127.0.0.1:{unused_tcp_port}", client_token=CLIENT_TOKEN
     ) as clerk:
+        core_of(clerk)._sleep = fake_sleep
         with pytest.raises(APIConnectionError) as info:
             await clerk.get_session("sess_1")
     assert not isinstance(info.value, APITimeoutError)
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    assert info.value.retries_taken == 2  # connection errors are retried (default 2)
+    assert len(fake_sleep.delays) == 2
+    assert "after 2 retries" in str(info.value)
     assert CLIENT_TOKEN not in str(info.value)
 
 

@@ -829,6 +829,13 @@ UNKNOWN_FIELDS_LINE = (
     '    """JSON keys this version does not know, as received (read-only)."""'
 )
 
+# Results of a call (Envelope, Token) also say how many retries it took; never from JSON.
+RETRIES_TAKEN_LINE = (
+    "    retries_taken: int = attrs.field(default=0, eq=False)\n"
+    '    """How many times the SDK retried the request before this answer."""'
+)
+RESULT_CLASSES = frozenset({"Token"})
+
 ENVELOPE_CLASS = '''\
 T = TypeVar("T")
 
@@ -840,6 +847,7 @@ class Envelope(Generic[T]):
     response: T
     client: Client | None = None
 {unknown_fields}
+{retries_taken}
 '''
 
 
@@ -894,6 +902,8 @@ def render_class(spec: ClassSpec) -> str:
         lines.extend(render_field(fs))
     if spec.base is None:  # subclasses inherit it
         lines.append(UNKNOWN_FIELDS_LINE)
+    if spec.name in RESULT_CLASSES:
+        lines.append(RETRIES_TAKEN_LINE)
     return "\n".join(lines)
 
 
@@ -965,7 +975,9 @@ def render_module(model: Model) -> str:
         "# ---- Models " + "-" * 64,
         *(render_class(spec) for spec in ordered_classes(model.classes)),
         "# ---- Envelopes " + "-" * 61,
-        ENVELOPE_CLASS.replace("{unknown_fields}", UNKNOWN_FIELDS_LINE),
+        ENVELOPE_CLASS.replace("{unknown_fields}", UNKNOWN_FIELDS_LINE).replace(
+            "{retries_taken}", RETRIES_TAKEN_LINE
+        ),
         *(
             f'{alias}: TypeAlias = {target}\n"""The ``{schema}`` response envelope."""'
             for alias, (target, schema) in model.envelopes.items()
