@@ -52,6 +52,8 @@ def tests(session: nox.Session) -> None:
         "python",
         "-X",
         "dev",  # surfaces ResourceWarnings and asyncio debug problems
+        "-W",
+        "error::ResourceWarning",
         "-m",
         "pytest",
         "--cov=clerk_sessions",

@@ -6,7 +6,7 @@ client for blocking code, generated from it. Errors, models and the
 """
 
 from ._bridge import BlockingCallInEventLoopWarning
-from ._client import AsyncClerkSessions, ClientTokenCallback
+from ._client import AsyncClerkSessions, ClientTokenCallback, RetryCallback
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -23,6 +23,8 @@ from ._errors import (
     ServerError,
     UnprocessableEntityError,
 )
+from ._logging import setup_logging_from_env as _setup_logging_from_env
+from ._retry import RetryEvent
 from ._sync import ClerkSessions
 from ._types import UNSET, Timeout, Unset
 from ._version import __version__
@@ -78,6 +80,8 @@ __all__ = [
     "PublicUserData",
     "RateLimitError",
     "ResponseValidationError",
+    "RetryCallback",
+    "RetryEvent",
     "SamlAccount",
     "ServerError",
     "Session",
@@ -95,3 +99,5 @@ __all__ = [
     "Web3Wallet",
     "__version__",
 ]
+
+_setup_logging_from_env()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
+import logging
 import os
 import socket
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -259,6 +261,39 @@ def unused_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class _UnclosedAiohttpObjects(logging.Handler):
+    """aiohttp reports a session or connector garbage-collected while open through asyncio's
+    exception handler (a log line, not a warning): collect those lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Unclosed" in message:
+            self.messages.append(message)
+
+
+_UNCLOSED = _UnclosedAiohttpObjects()
+logging.getLogger("asyncio").addHandler(_UNCLOSED)
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_unclosed_sessions() -> Iterator[None]:
+    """Any "Unclosed client session/connector" during a test fails that test."""
+    del _UNCLOSED.messages[:]
+    yield
+    assert not _UNCLOSED.messages, _UNCLOSED.messages
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fail_on_unclosed_sessions_found_late() -> Iterator[None]:
+    yield
+    gc.collect()  # objects that outlived their test are reported here
+    assert not _UNCLOSED.messages, _UNCLOSED.messages
 
 
 @pytest.fixture(autouse=True)
