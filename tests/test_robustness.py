@@ -180,3 +180,20 @@ async def test_an_undeclared_body_is_cut_off_at_the_limit(fapi: FakeFrontendAPI)
             await clerk.get_session("sess_1")
         assert checked_out(clerk) == 0
     assert sum(sent) < 2 * MAX_RESPONSE_BYTES  # it stopped reading; the server was cut off
+
+
+async def test_a_failed_attempt_gives_its_connection_back_before_the_retry_waits(
+    fapi: FakeFrontendAPI,
+) -> None:
+    lent_while_sleeping: list[int] = []
+    async with AsyncClerkSessions(frontend_api_url=fapi.url, client_token="t") as clerk:
+
+        async def sleep(delay: float) -> None:
+            lent_while_sleeping.append(checked_out(clerk))
+
+        clerk._sleep = sleep
+        fapi.reply(503, payloads.clerk_errors("unavailable"))
+        fapi.reply(502, body=b"<html>bad gateway</html>", content_type="text/html")
+        fapi.reply(json=payloads.session_envelope())
+        assert (await clerk.get_session("sess_1")).retries_taken == 2
+    assert lent_while_sleeping == [0, 0]
