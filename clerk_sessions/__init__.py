@@ -5,6 +5,7 @@ client for blocking code, generated from it. Errors, models and the
 ``UNSET`` sentinel are re-exported here; every model lives in :mod:`clerk_sessions.models`.
 """
 
+from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
 from ._bridge import BlockingCallInEventLoopWarning
 from ._client import AsyncClerkSessions, ClientTokenCallback, RetryCallback
 from ._errors import (
@@ -59,6 +60,7 @@ __all__ = [
     "AsyncClerkSessions",
     "AuthenticationError",
     "BadRequestError",
+    "BatchSummary",
     "BlockingCallInEventLoopWarning",
     "ClerkAPIError",
     "ClerkError",
@@ -77,6 +79,7 @@ __all__ = [
     "Passkey",
     "PermissionDeniedError",
     "PhoneNumber",
+    "ProgressCallback",
     "PublicUserData",
     "RateLimitError",
     "ResponseValidationError",
@@ -93,6 +96,8 @@ __all__ = [
     "SignUp",
     "Timeout",
     "Token",
+    "TokenRequest",
+    "TokenResult",
     "UnprocessableEntityError",
     "Unset",
     "User",

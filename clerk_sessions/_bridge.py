@@ -167,6 +167,16 @@ class LoopRuntime:
                 self._portal = self._portal_cm.__enter__()
             return self._portal
 
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background on the portal's loop (which, unlike a calling
+        thread's loop, keeps running between calls): background token refreshes."""
+        try:
+            portal = self._portal or self._start_portal()
+        except BaseException:
+            coro.close()
+            raise
+        portal.start_task_soon(_await, coro)
+
     def iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:
         """A plain iterator over an async iterator, driven from the thread that started it."""
         owner = threading.get_ident()
@@ -255,6 +265,7 @@ class SyncClient:
         transport.allow_many_loops()
         self._async = core
         self._runtime = LoopRuntime(transport)
+        core._spawn = self._runtime.spawn
         self._root: SyncClient | None = None
         # Closes the pools and loops even if close() is never called (and at interpreter exit).
         self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(

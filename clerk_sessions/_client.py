@@ -8,34 +8,53 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 
+from . import _batch
 from . import _operations as ops
+from ._batch import BatchSummary, PauseGate, ProgressCallback, TokenRequest, TokenResult
 from ._config import proxy_for, resolve_base_url
 from ._constants import (
     DEFAULT_API_VERSION,
+    DEFAULT_BATCH_CONCURRENCY,
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_CACHE_SIZE,
+    DEFAULT_TOKEN_LEEWAY,
+    DEFAULT_TOKEN_REFRESH_AHEAD,
     ENV_CLIENT_TOKEN,
 )
 from ._errors import (
     APIConnectionError,
+    AuthenticationError,
     ClerkSessionsError,
     ConfigurationError,
+    RateLimitError,
     ResponseValidationError,
 )
 from ._logging import logger
 from ._operations import R
 from ._retry import RetryEvent, allowed_retries, parse_retry_after, plan_retry, retry_reason
+from ._tokens import CacheKey, TokenCache, cache_key
 from ._transport import USER_AGENT, Transport
 from ._types import (
     UNSET,
@@ -94,12 +113,16 @@ class _ClientTokenState:
     The sync facade uses one state from many threads, hence the lock around compare-and-set.
     """
 
-    __slots__ = ("_lock", "callback", "token")
+    __slots__ = ("_lock", "callback", "identity", "token")
+
+    _identities = itertools.count(1)
 
     def __init__(self, token: str | None, callback: ClientTokenCallback | None) -> None:
         self.token = token
         self.callback = callback
         self._lock = threading.Lock()
+        # Names this Clerk client in the token cache; survives rotation, never reused.
+        self.identity = next(self._identities)
 
     async def apply_rotation(self, response_headers: Mapping[str, str], sent: str | None) -> None:
         rotated, new_token = rotated_client_token(response_headers)
@@ -137,7 +160,17 @@ class AsyncClerkSessions:
         http_session: aiohttp.ClientSession | None = None,
         on_retry: RetryCallback | None = None,
         max_connections: int = DEFAULT_CONNECTION_LIMIT,
+        token_leeway: float = DEFAULT_TOKEN_LEEWAY,
+        token_refresh_ahead: float = DEFAULT_TOKEN_REFRESH_AHEAD,
+        token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
     ) -> None:
+        if not (0 <= token_leeway <= token_refresh_ahead):
+            raise ConfigurationError(
+                "token_leeway and token_refresh_ahead must satisfy 0 <= leeway <= refresh_ahead "
+                f"(got {token_leeway!r} and {token_refresh_ahead!r})"
+            )
+        if isinstance(token_cache_size, bool) or not isinstance(token_cache_size, int):
+            raise ConfigurationError(f"token_cache_size must be an int, got {token_cache_size!r}")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ConfigurationError(f"max_connections must be an int, got {max_connections!r}")
         if max_connections < 1:
@@ -163,10 +196,19 @@ class AsyncClerkSessions:
         )
         self._owns_transport = True
         self._closed = False
-        # Injectable for tests: the retry loop's clock, sleep and jitter source.
+        self._tokens = TokenCache(
+            leeway=token_leeway, refresh_ahead=token_refresh_ahead, max_entries=token_cache_size
+        )
+        self._background: set[asyncio.Future[Any]] = set()
+        # How a background token refresh is started; the sync facade runs it on its portal.
+        self._spawn: Callable[[Coroutine[Any, Any, None]], None] = self._spawn_task
+        self._rate_limit_gate: PauseGate | None = None  # set on a batch's clients
+        # Injectable for tests: the retry loop's clock, sleep and jitter, and the wall clock
+        # that JWT iat/exp are compared with.
         self._clock: Callable[[], float] = time.monotonic
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._random: Callable[[], float] = random.random
+        self._wall_clock: Callable[[], float] = time.time
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -185,6 +227,10 @@ class AsyncClerkSessions:
         """Close the connection pool (unless it is shared with the client this came from)."""
         self._closed = True
         if self._owns_transport:
+            background = [task for task in self._background if not task.done()]
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await self._transport.aclose()
 
     def with_client_token(
@@ -275,10 +321,13 @@ class AsyncClerkSessions:
                         exc.retries_taken = retries
                         raise
                     result.retries_taken = retries
+                    self._update_token_cache(operation, path_args, result)
                     return result
                 error = api_error(operation, status, raw.headers, raw.body, secrets=(sent_token,))
                 _log_response(operation, status, self._clock() - started, retries, error)
                 retry_after = parse_retry_after(raw.headers, time.time())
+                if isinstance(error, RateLimitError) and self._rate_limit_gate is not None:
+                    self._rate_limit_gate.pause(retry_after or 0.0)  # the whole batch waits
                 failure = error
             reason = retry_reason(status, failure, retry_safe=operation.retry_safe)
             delay = plan_retry(
@@ -298,6 +347,173 @@ class AsyncClerkSessions:
             if self._on_retry is not None:
                 self._on_retry(event)
             await self._sleep(delay)
+
+    # -- session tokens: cache and batches ------------------------------------------------------
+
+    async def get_token(
+        self,
+        session_id: str,
+        *,
+        template: str | None = None,
+        organization_id: str | Unset | None = UNSET,
+        skip_cache: bool = False,
+    ) -> str:
+        """A session JWT, from the cache while it has more than ``token_leeway`` seconds left.
+
+        Once fewer than ``token_refresh_ahead`` seconds remain, one background refresh starts
+        and callers keep getting the cached token until the new one arrives. Concurrent callers
+        for the same (client, session, template, organization) share one request.
+        ``organization_id``: UNSET for the session's active organization, ``None``/``""`` for
+        the personal account. ``skip_cache`` always mints a new token (and caches it).
+        """
+        key = cache_key(self._token.identity, session_id, template, organization_id)
+        if not skip_cache:
+            jwt, refresh = self._tokens.lookup(key, self._wall_clock())
+            if jwt is not None:
+                if refresh:
+                    self._spawn(
+                        self._refresh_in_background(key, session_id, template, organization_id)
+                    )
+                return jwt
+        return (await self._fetch_token(session_id, template, organization_id, key)).jwt
+
+    async def refresh_tokens(
+        self,
+        requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        template: str | None = None,
+        organization_id: str | Unset | None = UNSET,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncIterator[TokenResult]:
+        """Mint fresh session tokens for many sessions (of many clients), as results finish.
+
+        ``requests`` are session ids of this client (``template``/``organization_id`` apply to
+        them) or :class:`TokenRequest` objects naming their own client token, template and
+        organization. The input is read lazily; at most ``concurrency`` requests are in
+        flight; each result holds the token or the error (one failure never stops the batch);
+        a 429 pauses every worker for its ``Retry-After``. Tokens are also cached for
+        :meth:`get_token`. ``on_progress(done, failed, total)`` is called after each result.
+        """
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        async for result in _batch.refresh_tokens(
+            self,
+            requests,
+            concurrency=concurrency,
+            template=template,
+            organization_id=organization_id,
+            on_progress=on_progress,
+        ):
+            yield result
+
+    async def refresh_tokens_summary(
+        self,
+        requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        template: str | None = None,
+        organization_id: str | Unset | None = UNSET,
+        on_progress: ProgressCallback | None = None,
+    ) -> BatchSummary:
+        """Run :meth:`refresh_tokens` to the end and count the outcomes (ok, failed by class)."""
+        return await _batch.summarize(
+            self.refresh_tokens(
+                requests,
+                concurrency=concurrency,
+                template=template,
+                organization_id=organization_id,
+                on_progress=on_progress,
+            ),
+            self._clock,
+        )
+
+    async def _fetch_token(
+        self,
+        session_id: str,
+        template: str | None,
+        organization_id: str | Unset | None,
+        key: CacheKey | None = None,
+    ) -> Token:
+        """Mint a token, sharing the request with concurrent callers for the same key."""
+        if key is None:
+            key = cache_key(self._token.identity, session_id, template, organization_id)
+        future, leader = self._tokens.join_or_lead(key)
+        if not leader:
+            return await asyncio.wrap_future(future)
+        try:
+            if template is not None:
+                if organization_id is not UNSET:
+                    raise ConfigurationError(
+                        "organization_id cannot be combined with template: Clerk's template "
+                        "endpoint takes no organization (use a template that reads the org)."
+                    )
+                token = await self.create_session_token_with_template(session_id, template)
+            else:
+                token = await self.create_session_token(session_id, organization_id=organization_id)
+        except BaseException as exc:
+            if isinstance(exc, AuthenticationError):
+                self._tokens.drop(key)  # the session is gone or not ours: forget its token
+            shared: BaseException = exc
+            if isinstance(exc, asyncio.CancelledError):  # only the leader was cancelled
+                shared = APIConnectionError("The token request was cancelled; try again.")
+            future.set_exception(shared)
+            raise
+        else:
+            self._tokens.store(key, token.jwt, self._wall_clock())
+            future.set_result(token)
+            return token
+        finally:
+            self._tokens.finish(key, future)
+
+    async def _refresh_in_background(
+        self,
+        key: CacheKey,
+        session_id: str,
+        template: str | None,
+        organization_id: str | Unset | None,
+    ) -> None:
+        try:
+            await self._fetch_token(session_id, template, organization_id, key)
+        except Exception as exc:  # the cached token stays valid; the next caller will retry
+            self._tokens.refresh_failed(key)
+            logger.debug("background token refresh failed: %s", type(exc).__name__)
+
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._background.discard)
+
+    def _update_token_cache(
+        self, operation: ops.Operation[Any], path_args: Mapping[str, object], result: object
+    ) -> None:
+        """Sign-outs drop tokens; session responses seed it with their last_active_token."""
+        identity = self._token.identity
+        if operation.ends_sessions:
+            session_id = path_args.get("session_id")
+            self._tokens.drop_matching(
+                identity, session_id if isinstance(session_id, str) else None
+            )
+            return
+        if not isinstance(result, Envelope):
+            return
+        sessions = list(result.client.sessions) if result.client is not None else []
+        if isinstance(result.response, Session):
+            sessions.append(result.response)
+        now = self._wall_clock()
+        for session in sessions:
+            token = session.last_active_token
+            if token is not None and session.status == "active":
+                self._tokens.store(cache_key(identity, session.id, None, UNSET), token.jwt, now)
+
+    def _batch_view(self, gate: PauseGate) -> AsyncClerkSessions:
+        """This client, for one batch: same token, cache and pool, plus the shared 429 gate."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._owns_transport = False
+        view._closed = False
+        view._rate_limit_gate = gate
+        return view
 
     # -- the twelve operations (one line each; see _operations for the table) ------------------
 

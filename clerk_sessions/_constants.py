@@ -28,6 +28,15 @@ RETRY_AFTER_CAP: Final = 60.0
 # Connection pool: enough for a batch job's fan-out, small enough not to trip rate limits.
 DEFAULT_CONNECTION_LIMIT: Final = 100
 
+# Session-token cache (fapi-protocol.md §7): never hand out a token with less than the leeway
+# left (clocks drift, requests take time); refresh in the background once this little is left.
+DEFAULT_TOKEN_LEEWAY: Final = 10.0
+DEFAULT_TOKEN_REFRESH_AHEAD: Final = 15.0
+DEFAULT_TOKEN_CACHE_SIZE: Final = 10_000
+
+# Batch refresh: requests in flight at once.
+DEFAULT_BATCH_CONCURRENCY: Final = 32
+
 # A response body larger than this is refused unread (a 23 KB getSession is typical).
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 

@@ -15,11 +15,17 @@ REDACTED = "[redacted]"
 _JWT_SHAPED = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\bbearer\s+\S+")
 
+# A raw header line quoted in a parser's error message, e.g. "Set-Cookie: __client=...".
+_HEADER_LINE = re.compile(
+    r"(?i)\b((?:set-cookie|cookie|authorization|proxy-authorization)\s*:\s*)[^\r\n'\"]*"
+)
+
 # Response headers that can carry a credential (token rotation, cookies).
 SENSITIVE_HEADERS = frozenset({"authorization", "set-cookie", "cookie", "proxy-authorization"})
 
 
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    text = _HEADER_LINE.sub(r"\1" + REDACTED, text)
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)

@@ -7,17 +7,22 @@ Runtime semantics (loop thread, close, finalizer) live in ``_bridge.SyncClient``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 
 import aiohttp
 
+from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
 from ._bridge import SyncClient
 from ._client import AsyncClerkSessions, ClientTokenCallback, RetryCallback
 from ._constants import (
     DEFAULT_API_VERSION,
+    DEFAULT_BATCH_CONCURRENCY,
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_CACHE_SIZE,
+    DEFAULT_TOKEN_LEEWAY,
+    DEFAULT_TOKEN_REFRESH_AHEAD,
 )
 from ._types import (
     UNSET,
@@ -56,6 +61,9 @@ class ClerkSessions(SyncClient):
         http_session: aiohttp.ClientSession | None = None,
         on_retry: RetryCallback | None = None,
         max_connections: int = DEFAULT_CONNECTION_LIMIT,
+        token_leeway: float = DEFAULT_TOKEN_LEEWAY,
+        token_refresh_ahead: float = DEFAULT_TOKEN_REFRESH_AHEAD,
+        token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
     ) -> None:
         super().__init__(
             AsyncClerkSessions(
@@ -69,6 +77,9 @@ class ClerkSessions(SyncClient):
                 http_session=http_session,
                 on_retry=on_retry,
                 max_connections=max_connections,
+                token_leeway=token_leeway,
+                token_refresh_ahead=token_refresh_ahead,
+                token_cache_size=token_cache_size,
             )
         )
 
@@ -97,6 +108,79 @@ class ClerkSessions(SyncClient):
     @property
     def api_version(self) -> str:
         return self._async.api_version
+
+    def get_token(
+        self,
+        session_id: str,
+        *,
+        template: str | None = None,
+        organization_id: str | Unset | None = UNSET,
+        skip_cache: bool = False,
+    ) -> str:
+        """A session JWT, from the cache while it has more than ``token_leeway`` seconds left.
+
+        Once fewer than ``token_refresh_ahead`` seconds remain, one background refresh starts
+        and callers keep getting the cached token until the new one arrives. Concurrent callers
+        for the same (client, session, template, organization) share one request.
+        ``organization_id``: UNSET for the session's active organization, ``None``/``""`` for
+        the personal account. ``skip_cache`` always mints a new token (and caches it).
+        """
+        return self._run(
+            self._async.get_token(
+                session_id,
+                template=template,
+                organization_id=organization_id,
+                skip_cache=skip_cache,
+            )
+        )
+
+    def refresh_tokens(
+        self,
+        requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        template: str | None = None,
+        organization_id: str | Unset | None = UNSET,
+        on_progress: ProgressCallback | None = None,
+    ) -> Iterator[TokenResult]:
+        """Mint fresh session tokens for many sessions (of many clients), as results finish.
+
+        ``requests`` are session ids of this client (``template``/``organization_id`` apply to
+        them) or :class:`TokenRequest` objects naming their own client token, template and
+        organization. The input is read lazily; at most ``concurrency`` requests are in
+        flight; each result holds the token or the error (one failure never stops the batch);
+        a 429 pauses every worker for its ``Retry-After``. Tokens are also cached for
+        :meth:`get_token`. ``on_progress(done, failed, total)`` is called after each result.
+        """
+        return self._iterate(
+            self._async.refresh_tokens(
+                requests,
+                concurrency=concurrency,
+                template=template,
+                organization_id=organization_id,
+                on_progress=on_progress,
+            )
+        )
+
+    def refresh_tokens_summary(
+        self,
+        requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        template: str | None = None,
+        organization_id: str | Unset | None = UNSET,
+        on_progress: ProgressCallback | None = None,
+    ) -> BatchSummary:
+        """Run :meth:`refresh_tokens` to the end and count the outcomes (ok, failed by class)."""
+        return self._run(
+            self._async.refresh_tokens_summary(
+                requests,
+                concurrency=concurrency,
+                template=template,
+                organization_id=organization_id,
+                on_progress=on_progress,
+            )
+        )
 
     def remove_client_sessions_and_retain_cookie(
         self,

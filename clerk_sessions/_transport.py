@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import platform
 import sys
 
 import aiohttp
 import attrs
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._constants import DEFAULT_CONNECTION_LIMIT, MAX_RESPONSE_BYTES
@@ -18,6 +19,7 @@ from ._errors import (
     ConfigurationError,
     ResponseValidationError,
 )
+from ._redact import redact_headers, redact_text
 from ._types import Timeout
 from ._version import __version__
 from ._wire import PreparedRequest
@@ -137,9 +139,9 @@ class Transport:
         except aiohttp.ClientError as exc:
             raise APIConnectionError(
                 f"{request.operation.name}: could not reach {URL(request.url).origin()} "
-                f"({type(exc).__name__}: {_reason(exc)}). Check the network and the Frontend API "
+                f"({_reason(exc, request.client_token)}). Check the network and the Frontend API "
                 "URL; the request may or may not have reached the server."
-            ) from exc
+            ) from _scrubbed(exc, request.client_token)
 
     async def aclose(self) -> None:
         """Refuse further requests and close the session of the running loop.
@@ -188,13 +190,44 @@ def _too_large(
     )
 
 
+def _scrubbed(exc: aiohttp.ClientError, client_token: str | None) -> aiohttp.ClientError:
+    """The aiohttp exception, redacted in place (with its own causes), to chain as __cause__.
+
+    Parser errors quote the offending header line (maybe a cookie or a token), and a
+    ClientResponseError carries the request's headers (our Authorization) in ``request_info``.
+    """
+    secrets = (client_token,)
+    seen: BaseException | None = exc
+    for _ in range(8):  # the cause chain aiohttp builds is short; never loop forever
+        if seen is None:
+            break
+        seen.args = tuple(redact_text(a, secrets) if isinstance(a, str) else a for a in seen.args)
+        message = getattr(seen, "message", None)
+        if isinstance(message, str):
+            with contextlib.suppress(AttributeError):
+                seen.message = redact_text(message, secrets)  # type: ignore[attr-defined]
+        if isinstance(seen, aiohttp.ClientResponseError):
+            info = seen.request_info
+            headers = CIMultiDictProxy(CIMultiDict(redact_headers(info.headers.items())))
+            seen.request_info = info._replace(headers=headers)
+            seen.headers = None  # the response's headers: Set-Cookie, Authorization
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
 def _describe_timeout(timeout: Timeout) -> str:
     if timeout.connect is None:
         return f"{timeout.total:g}s"
     return f"{timeout.total:g}s total ({timeout.connect:g}s to connect)"
 
 
-def _reason(exc: BaseException) -> str:
-    # aiohttp's messages name host and port, never headers; keep them short anyway.
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:199] + "…"
+def _reason(exc: aiohttp.ClientError, client_token: str | None) -> str:
+    """A short cause. Socket-level messages (host, port, errno) are quoted; a response that
+    could not be parsed is only named, because aiohttp's message quotes the offending header
+    line, which may be an Authorization or Set-Cookie value."""
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        return f"{name}: the server's response was malformed or cut short"
+    text = redact_text(str(exc), (client_token,)) or name
+    text = text if len(text) <= 200 else text[:199] + "…"
+    return f"{name}: {text}"

@@ -25,7 +25,7 @@ from ._errors import (
     error_class_for_status,
 )
 from ._operations import Operation, R
-from ._redact import excerpt, redact_headers
+from ._redact import excerpt, redact_headers, redact_text
 from ._retry import parse_retry_after
 from ._types import UNSET
 from .models import ClerkErrors
@@ -203,6 +203,9 @@ def api_error(
         "operation": operation.name,
     }
     if errors is not None:
+        for error in errors.errors:  # a server echoing the token must not put it in our text
+            error.message = error.message and redact_text(error.message, secrets)
+            error.long_message = error.long_message and redact_text(error.long_message, secrets)
         kwargs.update(
             errors=errors.errors,
             meta=errors.meta or None,

@@ -301,3 +301,11 @@ def _no_clerk_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up a developer's real Clerk configuration."""
     for name in ("CLERK_PUBLISHABLE_KEY", "CLERK_FRONTEND_API_URL", "CLERK_CLIENT_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+
+
+# Hypothesis profiles. ``default`` runs on every test run (tests/test_fuzz.py scales its slower
+# tests down from its max_examples); ``--hypothesis-profile=long`` fuzzes for depth.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("default", max_examples=200, deadline=None)
+_hypothesis_settings.register_profile("long", max_examples=5000, deadline=None)

@@ -154,6 +154,7 @@ def render_member(
     """The sync member's lines, and the AST nodes whose names it needs imported."""
     decorators = [ast.unparse(d) for d in func.decorator_list]
     returns = ast.unparse(func.returns) if func.returns is not None else "None"
+    needed_return: ast.AST | None = func.returns
     call = f"self._async.{func.name}({forward_arguments(func.args)})"
     if decorators == ["property"]:
         body = f"return self._async.{func.name}"
@@ -162,6 +163,7 @@ def render_member(
     elif iterated_type(func) is not None:
         returns = f"Iterator[{iterated_type(func)}]"
         body = f"return self._iterate({call})"
+        needed_return = ast.parse(returns, mode="eval").body
     elif isinstance(func, ast.AsyncFunctionDef) and is_async_generator(func):
         raise GenerationError(f"{func.name}: annotate the async generator -> AsyncIterator[X]")
     elif isinstance(func, ast.AsyncFunctionDef):
@@ -176,8 +178,8 @@ def render_member(
     lines += [f"    {line}" for line in docstring_lines(func, rename)]
     lines.append(f"    {body}")
     needs: list[ast.AST] = [func.args]
-    if func.returns is not None:
-        needs.append(func.returns)
+    if needed_return is not None:
+        needs.append(needed_return)
     return lines, needs
 
 
@@ -209,7 +211,8 @@ def render_module(source: str) -> str:
         needs += used
 
     sources = import_sources(module)
-    wanted = sorted((names_in(iter(needs)) | {ASYNC_CLASS}) - {"self", "None"})
+    # Iterator is the generator's own import (below), not one of _client's.
+    wanted = sorted((names_in(iter(needs)) | {ASYNC_CLASS}) - {"self", "None", "Iterator"})
     missing = [name for name in wanted if name not in sources and not hasattr(builtins, name)]
     if missing:
         raise GenerationError(f"cannot find where these names come from: {missing}")

@@ -1,0 +1,185 @@
+"""Batch token refresh: many sessions, many clients, bounded concurrency, lazy input.
+
+``concurrency`` workers pull requests one at a time from the caller's (async) iterable, so a
+million ids never sit in memory as tasks; results come out as they finish; a failure is a
+result, never the end of the batch. A 429 with ``Retry-After`` closes a shared gate: no worker
+starts its next request until the server's wait is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ._client import AsyncClerkSessions
+
+ProgressCallback = Callable[[int, int, "int | None"], None]
+"""``callback(done, failed, total)``; ``total`` is None when the input has no length."""
+
+
+@attrs.frozen
+class TokenRequest:
+    """One token to mint: a session of the client whose token is ``client_token``.
+
+    ``client_token=None`` means the batch client's own token.
+    """
+
+    session_id: str
+    client_token: str | None = attrs.field(default=None, repr=False)
+    template: str | None = None
+    organization_id: str | Unset | None = UNSET
+
+
+@attrs.frozen
+class TokenResult:
+    """The outcome of one :class:`TokenRequest`: a token or the error, never both."""
+
+    request: TokenRequest
+    token: str | None = attrs.field(repr=False)
+    error: Exception | None
+    retries_taken: int
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@attrs.frozen
+class BatchSummary:
+    """What a batch did: counts by outcome, and how long it took."""
+
+    ok: int
+    failed: dict[str, int]
+    """Failures by error class name, e.g. ``{"NotFoundError": 3}``."""
+    elapsed: float
+    """Seconds from the first request to the last result."""
+
+    @property
+    def total(self) -> int:
+        return self.ok + sum(self.failed.values())
+
+
+class PauseGate:
+    """A shared "not before" time: rate limiting for the whole batch."""
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]):
+        self._clock = clock
+        self._sleep = sleep
+        self._until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self._until = max(self._until, self._clock() + seconds)
+
+    async def wait(self) -> None:
+        while (delay := self._until - self._clock()) > 0:
+            await self._sleep(delay)
+
+
+_DONE: Any = object()
+
+
+async def refresh_tokens(
+    client: AsyncClerkSessions,
+    requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+    *,
+    concurrency: int,
+    template: str | None,
+    organization_id: str | Unset | None,
+    on_progress: ProgressCallback | None,
+) -> AsyncIterator[TokenResult]:
+    """See :meth:`AsyncClerkSessions.refresh_tokens`."""
+    total = len(requests) if hasattr(requests, "__len__") else None  # type: ignore[arg-type]
+    source = _aiter(requests)
+    source_lock = asyncio.Lock()
+    results: asyncio.Queue[TokenResult | BaseException | object] = asyncio.Queue(concurrency)
+    gate = PauseGate(client._clock, client._sleep)
+    clients: dict[str | None, AsyncClerkSessions] = {None: client._batch_view(gate)}
+    counts = {"done": 0, "failed": 0}
+
+    def client_for(token: str | None) -> AsyncClerkSessions:
+        if token not in clients:  # one derived client per distinct client token, one pool
+            clients[token] = client.with_client_token(token)._batch_view(gate)
+        return clients[token]
+
+    async def one(item: str | TokenRequest) -> TokenResult:
+        request = (
+            item
+            if isinstance(item, TokenRequest)
+            else TokenRequest(item, template=template, organization_id=organization_id)
+        )
+        try:
+            token = await client_for(request.client_token)._fetch_token(
+                request.session_id, request.template, request.organization_id
+            )
+        except Exception as exc:  # one failure never stops the batch
+            return TokenResult(request, None, exc, getattr(exc, "retries_taken", 0))
+        return TokenResult(request, token.jwt, None, token.retries_taken)
+
+    async def worker() -> None:
+        try:
+            while True:
+                async with source_lock:
+                    item = await anext(source, _DONE)
+                if item is _DONE:
+                    break
+                await gate.wait()
+                result = await one(item)
+                counts["done"] += 1
+                counts["failed"] += not result.ok
+                if on_progress is not None:
+                    on_progress(counts["done"], counts["failed"], total)
+                await results.put(result)
+        except Exception as exc:  # the input itself failed: end the batch with its error
+            await results.put(exc)
+        await results.put(_DONE)  # not in a finally: a cancelled worker must not block here
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    finished = 0
+    try:
+        while finished < len(workers):
+            result = await results.get()
+            if result is _DONE:
+                finished += 1
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                assert isinstance(result, TokenResult)
+                yield result
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for derived in clients.values():
+            await derived.aclose()
+
+
+async def _aiter(
+    requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+) -> AsyncIterator[str | TokenRequest]:
+    if isinstance(requests, AsyncIterable):
+        async for item in requests:
+            yield item
+    else:
+        for item in requests:
+            yield item
+
+
+async def summarize(
+    results: AsyncIterator[TokenResult], clock: Callable[[], float]
+) -> BatchSummary:
+    started = clock()
+    ok = 0
+    failed: dict[str, int] = {}
+    async for result in results:
+        if result.error is None:
+            ok += 1
+        else:
+            name = type(result.error).__name__
+            failed[name] = failed.get(name, 0) + 1
+    return BatchSummary(ok, failed, clock() - started)

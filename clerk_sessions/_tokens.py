@@ -1,0 +1,194 @@
+"""The session-token cache: timing from the JWT itself, single flight, freshness, bounded size.
+
+Rules (``fapi-protocol.md`` §7, each from a real bug in Clerk's own SDKs):
+
+- an entry is timed by its JWT's ``iat``/``exp``, never by when it was stored;
+- a token with less than ``leeway`` seconds left is never returned; once fewer than
+  ``refresh_ahead`` seconds remain, one background refresh starts and callers keep getting the
+  still-valid token until the new one is stored;
+- concurrent callers for one key share one request (a ``concurrent.futures.Future``, so callers
+  on different event loops — the sync facade's threads — share it too); failures are not cached;
+- freshness never goes backwards: a token replaces another only if its ``oiat`` header (then its
+  ``iat``) is not older;
+- the cache holds at most ``max_entries`` keys (least recently used go first; expired ones are
+  swept on insert).
+
+The cache does no I/O: the client mints tokens and hands them in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import concurrent.futures
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+import attrs
+import orjson
+
+from ._types import Unset
+
+CacheKey = tuple[int, str, str | None, str | Unset | None]
+"""(client identity, session id, template, organization id); see :func:`cache_key`."""
+
+
+def cache_key(
+    client_identity: int,
+    session_id: str,
+    template: str | None,
+    organization_id: str | Unset | None,
+) -> CacheKey:
+    # None and "" both select the personal account: one key (UNSET, falsy too, stays apart).
+    personal = organization_id == ""
+    return (client_identity, session_id, template, None if personal else organization_id)
+
+
+@attrs.frozen
+class JwtTiming:
+    """What the cache needs from a JWT: its lifetime and its freshness order."""
+
+    issued_at: float
+    expires_at: float
+    origin_issued_at: float | None
+    """The ``oiat`` header: when the session state behind the token was issued."""
+
+    @property
+    def freshness(self) -> tuple[int, float, float]:
+        # clerk-js: higher oiat wins, ties go to higher iat, a token without oiat loses.
+        if self.origin_issued_at is None:
+            return (0, 0.0, self.issued_at)
+        return (1, self.origin_issued_at, self.issued_at)
+
+
+def _segment(segment: str) -> Any:
+    return orjson.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def jwt_timing(jwt: str) -> JwtTiming | None:
+    """``iat``/``exp`` (and ``oiat``) of a JWT, unverified; None if it cannot be read."""
+    try:
+        header, payload, _signature = jwt.split(".")
+        claims, head = _segment(payload), _segment(header)
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
+        return None
+    if not isinstance(claims, dict) or not isinstance(head, dict):
+        return None
+    iat, exp, oiat = (
+        _number(claims.get("iat")),
+        _number(claims.get("exp")),
+        _number(head.get("oiat")),
+    )
+    if iat is None or exp is None:
+        return None
+    return JwtTiming(iat, exp, oiat)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+@attrs.define
+class _Entry:
+    jwt: str
+    timing: JwtTiming
+    refreshing: bool = False
+
+
+class TokenCache:
+    """Thread-safe store of session tokens; shared by a client and its ``with_client_token``s."""
+
+    def __init__(self, *, leeway: float, refresh_ahead: float, max_entries: int) -> None:
+        self.leeway = leeway
+        self.refresh_ahead = refresh_ahead
+        self.max_entries = max_entries
+        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
+        self._inflight: dict[CacheKey, concurrent.futures.Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, key: CacheKey, now: float) -> tuple[str | None, bool]:
+        """``(jwt, refresh_now)``: a usable token (or None), and whether the caller should start
+        the one background refresh for it."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None, False
+            remaining = entry.timing.expires_at - now
+            if remaining <= self.leeway:
+                return None, False
+            self._entries.move_to_end(key)
+            if (
+                remaining <= self.refresh_ahead
+                and not entry.refreshing
+                and key not in self._inflight
+            ):
+                entry.refreshing = True
+                return entry.jwt, True
+            return entry.jwt, False
+
+    def store(self, key: CacheKey, jwt: str, now: float) -> None:
+        """Keep ``jwt`` for ``key`` unless the cached one is fresher (or this one is unreadable)."""
+        current = self._entries.get(key)
+        if current is not None and current.jwt == jwt:  # seen again (e.g. every getSession)
+            return
+        timing = jwt_timing(jwt)
+        if timing is None or timing.expires_at - now <= self.leeway:
+            return
+        with self._lock:
+            current = self._entries.get(key)
+            if current is not None and current.timing.freshness > timing.freshness:
+                current.refreshing = False
+                return
+            self._entries[key] = _Entry(jwt, timing)
+            self._entries.move_to_end(key)
+            self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        if len(self._entries) <= self.max_entries:
+            return
+        for stale in [k for k, e in self._entries.items() if e.timing.expires_at <= now]:
+            del self._entries[stale]
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def refresh_failed(self, key: CacheKey) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.refreshing = False
+
+    def join_or_lead(self, key: CacheKey) -> tuple[concurrent.futures.Future[Any], bool]:
+        """The in-flight request for ``key``, and True if the caller must make it (the leader)."""
+        with self._lock:
+            future = self._inflight.get(key)
+            if future is not None:
+                return future, False
+            future = self._inflight[key] = concurrent.futures.Future()
+            return future, True
+
+    def finish(self, key: CacheKey, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+
+    def drop(self, key: CacheKey) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def drop_matching(self, client_identity: int, session_id: str | None = None) -> None:
+        """Forget a session's tokens (every template and organization), or a whole client's."""
+
+        def matches(key: Hashable) -> bool:
+            assert isinstance(key, tuple)
+            return key[0] == client_identity and (session_id is None or key[1] == session_id)
+
+        with self._lock:
+            for key in [k for k in self._entries if matches(k)]:
+                del self._entries[key]
