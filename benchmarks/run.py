@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
+import resource
 import statistics
 import sys
 import time
@@ -40,15 +42,33 @@ def session_payload() -> bytes:
     return orjson.dumps({"response": sessions[0], "client": payloads.client(*sessions)})
 
 
+def token_payload() -> bytes:
+    """A token response whose JWT is valid for a day (so cache hits stay hits)."""
+
+    def segment(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"sid": "sess_0", "sub": "user_0", "iat": now, "exp": now + 86_400, "v": 2}
+    jwt = f"{segment({'alg': 'RS256'})}.{segment(claims)}.{'s' * 342}"
+    return orjson.dumps({"object": "token", "jwt": jwt})
+
+
 def serve(body: bytes, port_out: Connection) -> None:
-    """The server process: answers every GET with ``body`` until killed."""
+    """The server process: answers every GET with ``body``, every POST with a token."""
+    token = token_payload()
 
     async def main() -> None:
         async def handler(request: web.Request) -> web.Response:
             return web.Response(body=body, content_type="application/json")
 
+        async def mint(request: web.Request) -> web.Response:
+            await request.read()
+            return web.Response(body=token, content_type="application/json")
+
         app = web.Application()
         app.router.add_get("/{tail:.*}", handler)
+        app.router.add_post("/{tail:.*}", mint)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -112,6 +132,7 @@ def main(quick: bool) -> dict[str, float]:
         "async_get_session": async_get_session,
     }
     results: dict[str, list[float]] = {name: [] for name in [*async_variants, "sync_get_session"]}
+    medians: dict[str, float] = {}
     try:
         for fn in async_variants.values():  # warm up pools and cattrs hooks
             loop.run_until_complete(async_seconds_per_call(fn, 10))
@@ -120,6 +141,7 @@ def main(quick: bool) -> dict[str, float]:
             for name, fn in async_variants.items():
                 results[name].append(loop.run_until_complete(async_seconds_per_call(fn, calls)))
             results["sync_get_session"].append(seconds_per_call(sync_get_session, calls))
+        medians.update(loop.run_until_complete(token_benchmarks(http, aclerk, url, quick)))
     finally:
         sclerk.close()
         loop.run_until_complete(aclerk.aclose())
@@ -127,7 +149,7 @@ def main(quick: bool) -> dict[str, float]:
         loop.close()
         server.kill()
 
-    medians = {name: statistics.median(values) for name, values in results.items()}
+    medians.update({name: statistics.median(values) for name, values in results.items()})
     data = orjson.loads(body)
     cpu_calls = 200 if quick else 2000
     medians["cpu_json_loads"] = seconds_per_call(lambda: json.loads(body), cpu_calls)
@@ -147,7 +169,75 @@ def main(quick: bool) -> dict[str, float]:
         )
     for name in [key for key in medians if key.startswith(("cpu_", "hop_"))]:
         print(f"{name:<22}{medians[name] * 1e6:>9.1f} µs")
+    print(
+        f"batch refresh: {medians['batch_tokens_per_s']:.0f} tokens/s vs raw concurrent POSTs "
+        f"{medians['raw_posts_per_s']:.0f}/s = "
+        f"{medians['batch_tokens_per_s'] / medians['raw_posts_per_s']:.2f}x "
+        f"(concurrency 64, {int(medians['batch_size'])} tokens)"
+    )
+    print(
+        f"batch of {int(medians['rss_batch_size']):,} requests: peak RSS grew "
+        f"{medians['rss_growth_mb']:.1f} MB"
+    )
+    print(f"cached get_token hit: {medians['get_token_hit'] * 1e6:.2f} µs")
     return medians
+
+
+async def token_benchmarks(
+    http: aiohttp.ClientSession, clerk: AsyncClerkSessions, url: str, quick: bool
+) -> dict[str, float]:
+    """Batch refresh against raw concurrent POSTs (same concurrency, same server), the
+    memory a long batch needs, and the cost of a cached get_token."""
+    concurrency, size = 64, (2_000 if quick else 20_000)
+    target = f"{url}/v1/client/sessions/sess_0/tokens?_is_native=1"
+
+    async def raw_posts(count: int) -> float:
+        remaining = iter(range(count))
+
+        async def worker() -> None:
+            for _ in remaining:
+                async with http.post(target, data=b"") as response:
+                    orjson.loads(await response.read())
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count / (time.perf_counter() - start)
+
+    async def batch(count: int) -> float:
+        ids = (f"sess_{i}" for i in range(count))
+        start = time.perf_counter()
+        summary = await clerk.refresh_tokens_summary(ids, concurrency=concurrency)
+        assert summary.ok == count, summary
+        return count / (time.perf_counter() - start)
+
+    await raw_posts(500)  # warm up the pool on both sides
+    await batch(500)
+    rounds = 3 if quick else 5
+    raw, ours = [], []
+    for _ in range(rounds):
+        raw.append(await raw_posts(size))
+        ours.append(await batch(size))
+
+    rss_size = 5_000 if quick else 200_000
+    clerk._tokens.max_entries = 1_000  # a long batch must not grow the cache without bound
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    await batch(rss_size)
+    growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+
+    await clerk.get_token("sess_hit")
+    hits = 20_000
+    start = time.perf_counter()
+    for _ in range(hits):
+        await clerk.get_token("sess_hit")
+    hit = (time.perf_counter() - start) / hits
+    return {
+        "raw_posts_per_s": statistics.median(raw),
+        "batch_tokens_per_s": statistics.median(ours),
+        "batch_size": float(size),
+        "rss_growth_mb": growth_kb / 1024,
+        "rss_batch_size": float(rss_size),
+        "get_token_hit": hit,
+    }
 
 
 def hop_costs(calls: int) -> dict[str, float]:

@@ -438,9 +438,9 @@ class AsyncClerkSessions:
         """Mint a token, sharing the request with concurrent callers for the same key."""
         if key is None:
             key = cache_key(self._token.identity, session_id, template, organization_id)
-        future, leader = self._tokens.join_or_lead(key)
-        if not leader:
-            return await asyncio.wrap_future(future)
+        joined = self._tokens.join_or_lead(key)
+        if joined is not None:
+            return await asyncio.wrap_future(joined)
         try:
             if template is not None:
                 if organization_id is not UNSET:
@@ -457,14 +457,11 @@ class AsyncClerkSessions:
             shared: BaseException = exc
             if isinstance(exc, asyncio.CancelledError):  # only the leader was cancelled
                 shared = APIConnectionError("The token request was cancelled; try again.")
-            future.set_exception(shared)
+            self._tokens.finish(key, error=shared)
             raise
-        else:
-            self._tokens.store(key, token.jwt, self._wall_clock())
-            future.set_result(token)
-            return token
-        finally:
-            self._tokens.finish(key, future)
+        self._tokens.store(key, token.jwt, self._wall_clock())
+        self._tokens.finish(key, result=token)
+        return token
 
     async def _refresh_in_background(
         self,

@@ -31,6 +31,8 @@ import orjson
 
 from ._types import Unset
 
+_SWEEP_INTERVAL = 60.0
+
 CacheKey = tuple[int, str, str | None, str | Unset | None]
 """(client identity, session id, template, organization id); see :func:`cache_key`."""
 
@@ -107,8 +109,11 @@ class TokenCache:
         self.refresh_ahead = refresh_ahead
         self.max_entries = max_entries
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
-        self._inflight: dict[CacheKey, concurrent.futures.Future[Any]] = {}
+        # Keys being fetched → futures of the callers waiting for that fetch. The leader has
+        # none: a Future (a Condition and two locks) is made only for a caller that joins.
+        self._inflight: dict[CacheKey, list[concurrent.futures.Future[Any]]] = {}
         self._lock = threading.Lock()
+        self._last_sweep = float("-inf")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -151,10 +156,12 @@ class TokenCache:
             self._evict(now)
 
     def _evict(self, now: float) -> None:
-        if len(self._entries) <= self.max_entries:
-            return
-        for stale in [k for k, e in self._entries.items() if e.timing.expires_at <= now]:
-            del self._entries[stale]
+        # Expired entries go in a sweep at most once a minute (O(n), amortised); beyond the
+        # cap the least recently used go one by one (O(1)), so a full cache stays cheap.
+        if now - self._last_sweep >= _SWEEP_INTERVAL:
+            self._last_sweep = now
+            for stale in [k for k, e in self._entries.items() if e.timing.expires_at <= now]:
+                del self._entries[stale]
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
@@ -164,19 +171,26 @@ class TokenCache:
             if entry is not None:
                 entry.refreshing = False
 
-    def join_or_lead(self, key: CacheKey) -> tuple[concurrent.futures.Future[Any], bool]:
-        """The in-flight request for ``key``, and True if the caller must make it (the leader)."""
+    def join_or_lead(self, key: CacheKey) -> concurrent.futures.Future[Any] | None:
+        """None if the caller must fetch ``key`` (it leads), else a future of that result."""
         with self._lock:
-            future = self._inflight.get(key)
-            if future is not None:
-                return future, False
-            future = self._inflight[key] = concurrent.futures.Future()
-            return future, True
+            waiters = self._inflight.get(key)
+            if waiters is None:
+                self._inflight[key] = []
+                return None
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            waiters.append(future)
+            return future
 
-    def finish(self, key: CacheKey, future: concurrent.futures.Future[Any]) -> None:
+    def finish(self, key: CacheKey, result: Any = None, error: BaseException | None = None) -> None:
+        """The leader is done: hand its result (or error) to every caller that joined."""
         with self._lock:
-            if self._inflight.get(key) is future:
-                del self._inflight[key]
+            waiters = self._inflight.pop(key, [])
+        for future in waiters:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
     def drop(self, key: CacheKey) -> None:
         with self._lock:
