@@ -181,6 +181,17 @@ def parse_success(
     return structure(data, operation.response_type, operation=operation.name, status=status)
 
 
+def _redact_json(value: Any, secrets: tuple[str | None, ...]) -> Any:
+    """``value`` with credentials masked in every string it holds (error ``meta``)."""
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {key: _redact_json(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(item, secrets) for item in value]
+    return value
+
+
 def api_error(
     operation: Operation[Any],
     status: int,
@@ -206,10 +217,12 @@ def api_error(
         for error in errors.errors:  # a server echoing the token must not put it in our text
             error.message = error.message and redact_text(error.message, secrets)
             error.long_message = error.long_message and redact_text(error.long_message, secrets)
+            error.meta = _redact_json(error.meta, secrets)
+        trace = errors.clerk_trace_id
         kwargs.update(
             errors=errors.errors,
-            meta=errors.meta or None,
-            clerk_trace_id=errors.clerk_trace_id,
+            meta=_redact_json(errors.meta, secrets) or None,
+            clerk_trace_id=trace and redact_text(trace, secrets),
         )
     elif body:
         kwargs["body_excerpt"] = excerpt(body, secrets, BODY_EXCERPT_CHARS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -558,3 +559,32 @@ async def test_summaries_count_failures_by_class(
     assert summary.ok == 1
     assert summary.failed == {"NotFoundError": 2, "PermissionDeniedError": 1}
     assert summary.elapsed >= 0
+
+
+async def test_the_sync_facade_refreshes_ahead_on_its_portal(
+    tokens: TokenServer, wall_clock: WallClock
+) -> None:
+    """A calling thread's loop only runs during its calls, so the background refresh of the
+    sync facade runs on the client's portal thread; the caller still gets the old token."""
+    stored = threading.Event()
+    clerk = ClerkSessions(frontend_api_url=tokens.url, client_token="A")
+    core = clerk._async
+    core._wall_clock = wall_clock
+    original_store = core._tokens.store
+
+    def store(*args: Any) -> None:
+        original_store(*args)
+        stored.set()
+
+    core._tokens.store = store  # type: ignore[method-assign]
+    try:
+        first = await anyio.to_thread.run_sync(clerk.get_token, "sess_1")
+        stored.clear()
+        wall_clock.now += 47  # inside the refresh window
+        assert await anyio.to_thread.run_sync(clerk.get_token, "sess_1") == first
+        assert await anyio.to_thread.run_sync(stored.wait, 10)
+        fresh = await anyio.to_thread.run_sync(clerk.get_token, "sess_1")
+        assert fresh != first
+        assert len(tokens.requests) == 2
+    finally:
+        await anyio.to_thread.run_sync(clerk.close)
