@@ -111,14 +111,18 @@ class FakeFrontendAPI:
     def reply_with(self, handler: Handler) -> None:
         self._script.append(handler)
 
-    def hang(self) -> None:
-        """Queue a response that never comes (until teardown): for timeout tests."""
+    def hang(self) -> asyncio.Event:
+        """Queue a response that never comes (until teardown); the returned event is set
+        once the request has arrived (for timeout, cancellation and close-in-flight tests)."""
+        arrived = asyncio.Event()
 
         async def handler(request: web.Request) -> web.StreamResponse:
+            arrived.set()
             await self.release.wait()
             return web.Response(status=503)
 
         self._script.append(handler)
+        return arrived
 
     def drop_connection(self) -> None:
         """Queue a reply that closes the socket without answering."""

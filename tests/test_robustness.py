@@ -45,15 +45,7 @@ def checked_out(clerk: AsyncClerkSessions) -> int:
 @pytest.fixture
 def hanging(fapi: FakeFrontendAPI) -> asyncio.Event:
     """Queue a reply that never comes; the event is set once the request has arrived."""
-    arrived = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.StreamResponse:
-        arrived.set()
-        await fapi.release.wait()
-        return web.Response(status=503)
-
-    fapi.reply_with(hang)
-    return arrived
+    return fapi.hang()
 
 
 async def cancel_by_task(call: Callable[[], Awaitable[Any]], arrived: asyncio.Event) -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 import aiohttp
 import anyio.to_thread
 import pytest
-from aiohttp import web
 
 import clerk_sessions._bridge as bridge
 from clerk_sessions import (
@@ -323,14 +322,7 @@ def test_a_forgotten_client_does_not_hang_or_complain_at_interpreter_exit(tmp_pa
 async def test_closing_during_a_call_from_another_thread_fails_that_call_cleanly(
     fapi: FakeFrontendAPI,
 ) -> None:
-    arrived = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.StreamResponse:
-        arrived.set()
-        await fapi.release.wait()
-        return web.Response(status=503)
-
-    fapi.reply_with(hang)
+    arrived = fapi.hang()
     clerk = ClerkSessions(frontend_api_url=fapi.url, client_token="t")
     outcome: list[BaseException] = []
 
