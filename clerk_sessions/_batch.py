@@ -9,11 +9,13 @@ starts its next request until the server's wait is over.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import _constants
 from ._types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -99,13 +101,21 @@ async def refresh_tokens(
     source_lock = asyncio.Lock()
     results: asyncio.Queue[TokenResult | BaseException | object] = asyncio.Queue(concurrency)
     gate = PauseGate(client._clock, client._sleep)
-    clients: dict[str | None, AsyncClerkSessions] = {None: client._batch_view(gate)}
+    own = client._batch_view(gate)
+    # Views for other clients' tokens, recently used first out last: a batch across a million
+    # devices must not keep a million views. A view is cheap to rebuild (same pool).
+    others: OrderedDict[str, AsyncClerkSessions] = OrderedDict()
     counts = {"done": 0, "failed": 0}
 
-    def client_for(token: str | None) -> AsyncClerkSessions:
-        if token not in clients:  # one derived client per distinct client token, one pool
-            clients[token] = client.with_client_token(token)._batch_view(gate)
-        return clients[token]
+    def client_for(token: str) -> AsyncClerkSessions:
+        view = others.get(token)
+        if view is None:
+            view = others[token] = client.with_client_token(token)._batch_view(gate)
+            if len(others) > _constants.MAX_BATCH_CLIENT_VIEWS:
+                others.popitem(last=False)
+        else:
+            others.move_to_end(token)
+        return view
 
     async def one(item: str | TokenRequest) -> TokenResult:
         request = (
@@ -114,9 +124,14 @@ async def refresh_tokens(
             else TokenRequest(item, template=template, organization_id=organization_id)
         )
         try:
-            token = await client_for(request.client_token)._fetch_token(
-                request.session_id, request.template, request.organization_id
-            )
+            if request.client_token is None:  # this client's own sessions: cache them too
+                token = await own._fetch_token(
+                    request.session_id, request.template, request.organization_id
+                )
+            else:  # a batch-only view: its cache entries could never be looked up again
+                token = await client_for(request.client_token)._mint(
+                    request.session_id, request.template, request.organization_id
+                )
         except Exception as exc:  # one failure never stops the batch
             return TokenResult(request, None, exc, getattr(exc, "retries_taken", 0))
         return TokenResult(request, token.jwt, None, token.retries_taken)
@@ -155,8 +170,6 @@ async def refresh_tokens(
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for derived in clients.values():
-            await derived.aclose()
 
 
 async def _aiter(

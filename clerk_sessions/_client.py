@@ -325,9 +325,12 @@ class AsyncClerkSessions:
                     return result
                 error = api_error(operation, status, raw.headers, raw.body, secrets=(sent_token,))
                 _log_response(operation, status, self._clock() - started, retries, error)
-                retry_after = parse_retry_after(raw.headers, time.time())
-                if isinstance(error, RateLimitError) and self._rate_limit_gate is not None:
-                    self._rate_limit_gate.pause(retry_after or 0.0)  # the whole batch waits
+                if isinstance(error, RateLimitError):  # api_error already read Retry-After
+                    retry_after = error.retry_after
+                    if self._rate_limit_gate is not None:
+                        self._rate_limit_gate.pause(retry_after or 0.0)  # the whole batch waits
+                else:
+                    retry_after = parse_retry_after(raw.headers, time.time())
                 failure = error
             reason = retry_reason(status, failure, retry_safe=operation.retry_safe)
             delay = plan_retry(
@@ -392,8 +395,9 @@ class AsyncClerkSessions:
         them) or :class:`TokenRequest` objects naming their own client token, template and
         organization. The input is read lazily; at most ``concurrency`` requests are in
         flight; each result holds the token or the error (one failure never stops the batch);
-        a 429 pauses every worker for its ``Retry-After``. Tokens are also cached for
-        :meth:`get_token`. ``on_progress(done, failed, total)`` is called after each result.
+        a 429 pauses every worker for its ``Retry-After``. Tokens of this client's own sessions
+        are also cached for :meth:`get_token`. ``on_progress(done, failed, total)`` is called
+        after each result.
         """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
@@ -428,6 +432,19 @@ class AsyncClerkSessions:
             self._clock,
         )
 
+    async def _mint(
+        self, session_id: str, template: str | None, organization_id: str | Unset | None
+    ) -> Token:
+        """One token request: with a template, or for an organization (never both)."""
+        if template is None:
+            return await self.create_session_token(session_id, organization_id=organization_id)
+        if organization_id is not UNSET:
+            raise ConfigurationError(
+                "organization_id cannot be combined with template: Clerk's template "
+                "endpoint takes no organization (use a template that reads the org)."
+            )
+        return await self.create_session_token_with_template(session_id, template)
+
     async def _fetch_token(
         self,
         session_id: str,
@@ -435,22 +452,14 @@ class AsyncClerkSessions:
         organization_id: str | Unset | None,
         key: CacheKey | None = None,
     ) -> Token:
-        """Mint a token, sharing the request with concurrent callers for the same key."""
+        """Mint a token and cache it, sharing the request with concurrent callers for the key."""
         if key is None:
             key = cache_key(self._token.identity, session_id, template, organization_id)
         joined = self._tokens.join_or_lead(key)
         if joined is not None:
             return await asyncio.wrap_future(joined)
         try:
-            if template is not None:
-                if organization_id is not UNSET:
-                    raise ConfigurationError(
-                        "organization_id cannot be combined with template: Clerk's template "
-                        "endpoint takes no organization (use a template that reads the org)."
-                    )
-                token = await self.create_session_token_with_template(session_id, template)
-            else:
-                token = await self.create_session_token(session_id, organization_id=organization_id)
+            token = await self._mint(session_id, template, organization_id)
         except BaseException as exc:
             if isinstance(exc, AuthenticationError):
                 self._tokens.drop(key)  # the session is gone or not ours: forget its token

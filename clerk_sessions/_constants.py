@@ -34,8 +34,10 @@ DEFAULT_TOKEN_LEEWAY: Final = 10.0
 DEFAULT_TOKEN_REFRESH_AHEAD: Final = 15.0
 DEFAULT_TOKEN_CACHE_SIZE: Final = 10_000
 
-# Batch refresh: requests in flight at once.
+# Batch refresh: requests in flight at once, and how many other clients' views (cheap, sharing
+# the pool) a batch keeps before rebuilding the least recently used.
 DEFAULT_BATCH_CONCURRENCY: Final = 32
+MAX_BATCH_CLIENT_VIEWS: Final = 1024
 
 # A response body larger than this is refused unread (a 23 KB getSession is typical).
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024

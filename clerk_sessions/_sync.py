@@ -149,8 +149,9 @@ class ClerkSessions(SyncClient):
         them) or :class:`TokenRequest` objects naming their own client token, template and
         organization. The input is read lazily; at most ``concurrency`` requests are in
         flight; each result holds the token or the error (one failure never stops the batch);
-        a 429 pauses every worker for its ``Retry-After``. Tokens are also cached for
-        :meth:`get_token`. ``on_progress(done, failed, total)`` is called after each result.
+        a 429 pauses every worker for its ``Retry-After``. Tokens of this client's own sessions
+        are also cached for :meth:`get_token`. ``on_progress(done, failed, total)`` is called
+        after each result.
         """
         return self._iterate(
             self._async.refresh_tokens(

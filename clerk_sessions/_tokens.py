@@ -114,6 +114,9 @@ class TokenCache:
         self._inflight: dict[CacheKey, list[concurrent.futures.Future[Any]]] = {}
         self._lock = threading.Lock()
         self._last_sweep = float("-inf")
+        # The last token refused per key (unreadable or about to expire): session responses
+        # repeat their stale last_active_token on every call; decode it once, not every time.
+        self._rejected: dict[CacheKey, str] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -143,8 +146,13 @@ class TokenCache:
         current = self._entries.get(key)
         if current is not None and current.jwt == jwt:  # seen again (e.g. every getSession)
             return
+        if self._rejected.get(key) == jwt:  # a stale last_active_token, seen again: no decode
+            return
         timing = jwt_timing(jwt)
         if timing is None or timing.expires_at - now <= self.leeway:
+            if len(self._rejected) >= self.max_entries:
+                self._rejected.clear()
+            self._rejected[key] = jwt
             return
         with self._lock:
             current = self._entries.get(key)

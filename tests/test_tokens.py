@@ -588,3 +588,67 @@ async def test_the_sync_facade_refreshes_ahead_on_its_portal(
         assert len(tokens.requests) == 2
     finally:
         await anyio.to_thread.run_sync(clerk.close)
+
+
+async def test_a_batch_caches_only_this_clients_own_tokens(
+    clerk: AsyncClerkSessions, tokens: TokenServer
+) -> None:
+    """Other clients' tokens go through batch-only views whose cache keys nobody could look up
+    again; caching them would only cost time and memory."""
+    requests = [
+        "own_1",
+        "own_2",
+        TokenRequest("x", client_token="B"),
+        TokenRequest("y", client_token="C"),
+    ]
+    results = await collect(clerk.refresh_tokens(requests, concurrency=2))
+    assert all(r.ok for r in results)
+    assert len(clerk._tokens) == 2
+    assert await clerk.get_token("own_1") == next(
+        r.token for r in results if r.request.session_id == "own_1"
+    )
+    assert len(tokens.requests) == 4  # served from the cache
+
+
+async def test_a_batch_over_many_clients_keeps_a_bounded_set_of_views(
+    clerk: AsyncClerkSessions, tokens: TokenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clerk_sessions._constants as constants
+
+    monkeypatch.setattr(constants, "MAX_BATCH_CLIENT_VIEWS", 1)
+    made: list[str | None] = []
+    original = AsyncClerkSessions.with_client_token
+
+    def counting(self: AsyncClerkSessions, token: str | None, **kwargs: Any) -> AsyncClerkSessions:
+        made.append(token)
+        return original(self, token, **kwargs)
+
+    monkeypatch.setattr(AsyncClerkSessions, "with_client_token", counting)
+    requests = [TokenRequest(f"s{i}", client_token="BC"[i % 2]) for i in range(6)]
+    results = await collect(clerk.refresh_tokens(requests, concurrency=1))
+    assert all(r.ok for r in results)
+    assert made == ["B", "C", "B", "C", "B", "C"]  # evicted and rebuilt, never more than one kept
+    assert [auth for auth, _, _ in tokens.requests] == ["B", "C", "B", "C", "B", "C"]
+
+
+def test_a_refused_token_seen_again_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import clerk_sessions._tokens as tokens_module
+
+    decoded: list[str] = []
+    original = tokens_module.jwt_timing
+
+    def counting(jwt: str) -> Any:
+        decoded.append(jwt)
+        return original(jwt)
+
+    monkeypatch.setattr(tokens_module, "jwt_timing", counting)
+    cache = TokenCache(leeway=10, refresh_ahead=15, max_entries=10)
+    key = cache_key(1, "s", None, UNSET)
+    stale = make_jwt("s", 1000)  # expires at 1060
+    for _ in range(3):
+        cache.store(key, stale, now=2000)
+    assert decoded == [stale]
+    assert cache.lookup(key, 2000)[0] is None
+    fresh = make_jwt("s", 2000)
+    cache.store(key, fresh, now=2000)
+    assert cache.lookup(key, 2000)[0] == fresh
