@@ -72,7 +72,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.12")
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".", "mypy>=1.11")
+    session.install("-e", ".[test]", "mypy>=1.11")  # test pulls cli+testing: all modules typed
     session.run("mypy", "--strict", "clerk_sessions")
 
 

@@ -27,7 +27,11 @@ _HELP = "Copy the publishable key from the API keys page of the Clerk dashboard.
 
 
 def frontend_api_url_from_key(key: str) -> str:
-    """``pk_test_…``/``pk_live_…`` → ``https://<frontend api host>``, or ConfigurationError."""
+    """``pk_test_…``/``pk_live_…`` → ``https://<frontend api host>``, or ConfigurationError.
+
+    A key that decodes to a loopback host (only the local emulator mints those) gives ``http://``,
+    so ``publishable_key=emulator.publishable_key`` alone points a client at the emulator.
+    """
     if not isinstance(key, str):
         raise ConfigurationError(f"publishable_key must be a str, got {type(key).__name__}")
     key = key.strip()
@@ -71,7 +75,8 @@ def frontend_api_url_from_key(key: str) -> str:
             f"Publishable key is not valid: it decodes to {host!r}, which is not a host name. "
             + _HELP
         )
-    return f"https://{host}"
+    hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return f"{'http' if _is_loopback(hostname) else 'https'}://{host}"
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,47 @@
+"""Test helpers: a local, stateful Clerk Frontend API for your own tests and for the demo.
+
+Install with ``pip install "clerk-sessions[testing]"``. ::
+
+    from clerk_sessions.testing import FrontendAPIEmulator
+
+    async with FrontendAPIEmulator() as fapi:
+        device = fapi.sign_in(fapi.create_user(email="jane+clerk_test@example.com"))
+        async with fapi.async_client(device) as clerk:
+            token = await clerk.create_session_token(device.session_id)
+
+With pytest, the fixtures ``clerk_emulator``, ``clerk_device``, ``clerk_client`` (async) and
+``clerk_sync_client`` come from this package's plugin (see ``pytest_plugin``).
+"""
+
+from __future__ import annotations
+
+try:
+    import jwt as _jwt  # noqa: F401  (fail early with an install hint)
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "clerk_sessions.testing needs the 'testing' extra: pip install \"clerk-sessions[testing]\""
+    ) from exc
+
+from ._emulator import FrontendAPIEmulator, RecordedRequest, SignedIn
+from ._faults import Fault
+from ._world import (
+    TEST_CODE,
+    Clock,
+    OrganizationRecord,
+    OutboxMessage,
+    SessionRecord,
+    UserRecord,
+)
+
+__all__ = [
+    "TEST_CODE",
+    "Clock",
+    "Fault",
+    "FrontendAPIEmulator",
+    "OrganizationRecord",
+    "OutboxMessage",
+    "RecordedRequest",
+    "SessionRecord",
+    "SignedIn",
+    "UserRecord",
+]

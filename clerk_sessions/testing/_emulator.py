@@ -1,0 +1,703 @@
+"""``FrontendAPIEmulator``: the world of ``_world`` served over HTTP by aiohttp.web.
+
+Routes come from the operations table (``clerk_sessions._operations``), so the emulator answers
+exactly the paths the SDK calls. Each request passes, in order: fault injection, the native-auth
+and header rules of ``../shared/docs/fapi-protocol.md`` §2-§3, form validation, the operation,
+then optional client-token rotation. Every request is logged with its credentials redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import attrs
+import orjson
+from aiohttp import web
+
+from clerk_sessions._client import AsyncClerkSessions
+from clerk_sessions._constants import DEFAULT_API_VERSION
+from clerk_sessions._operations import OPERATIONS, Operation
+from clerk_sessions._sync import ClerkSessions
+
+from ._faults import Fault, FaultPlan, default_code
+from ._signing import Signer
+from ._world import (
+    ClientRecord,
+    Clock,
+    FapiError,
+    Json,
+    OrganizationRecord,
+    OutboxMessage,
+    SessionRecord,
+    UserRecord,
+    World,
+    totp_code,
+)
+
+_FORM = "application/x-www-form-urlencoded"
+_SECRET_FORM_FIELDS = frozenset({"password", "code", "proof_token", "public_key_credential"})
+_SECRET_HEADERS = frozenset({"authorization", "cookie"})
+_REDACTED = "[redacted]"
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@attrs.frozen
+class SignedIn:
+    """A signed-in device: its client token and the session just created on it."""
+
+    client_token: str = attrs.field(repr=False)
+    client_id: str
+    session_id: str
+    user_id: str
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One request as the emulator saw it. Credentials and codes are redacted; ``client_id`` and
+    ``token_generation`` say which client token authenticated it (1 = the first one issued)."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    form: Mapping[str, str]
+    operation: str | None
+    status: int
+    client_id: str | None
+    token_generation: int | None
+    fault: Fault | None
+
+
+def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: (_REDACTED if value else "") if name.lower() in _SECRET_HEADERS else value
+        for name, value in headers.items()
+    }
+
+
+@attrs.define
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    operation: Operation[Any] | None
+    handler: Callable[..., Json]
+
+
+def _path_regex(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+class _Answer(Exception):
+    """A finished response that short-cuts the pipeline (faults, errors)."""
+
+    def __init__(self, status: int, body: Json, headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class FrontendAPIEmulator:
+    """A local, stateful Clerk Frontend API for tests and demos.
+
+    ``async with FrontendAPIEmulator() as fapi:`` serves on 127.0.0.1 from the running event
+    loop; ``with FrontendAPIEmulator() as fapi:`` serves from a background thread, for sync code.
+
+    Options: ``token_lifetime`` (session JWTs, seconds, Clerk's default 60);
+    ``rotate_client_tokens`` (every authenticated answer carries a new client token in its
+    ``Authorization`` header); ``reject_stale_client_tokens`` (a client token that was rotated
+    away stops working, so a client that ignores rotation fails); ``clock`` (a ``Clock`` to move
+    time); ``seed`` (deterministic IDs, codes and fault probabilities).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_lifetime: int = 60,
+        rotate_client_tokens: bool = False,
+        reject_stale_client_tokens: bool = False,
+        clock: Clock | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if token_lifetime <= 0:
+            raise ValueError(f"token_lifetime must be positive, got {token_lifetime}")
+        self.clock = clock or Clock()
+        self._world = World(
+            clock=self.clock,
+            signer=Signer(key_id="ins_emulator"),
+            token_lifetime=token_lifetime,
+            seed=seed,
+        )
+        self._faults = FaultPlan(self._world.rng)
+        self.rotate_client_tokens = rotate_client_tokens
+        self.reject_stale_client_tokens = reject_stale_client_tokens
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._trace_ids = 0
+        self.requests: list[RecordedRequest] = []
+        """Every request answered so far, oldest first."""
+        self._routes = self._build_routes()
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("this emulator is already running")
+        app = web.Application(client_max_size=1024**2)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        self._port = runner.addresses[0][1]  # the port the OS picked for port=0
+        self._world.issuer = self.url
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FrontendAPIEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __enter__(self) -> FrontendAPIEmulator:
+        """Serve from a background thread with its own event loop (for sync tests and tools)."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="clerk-fapi-emulator", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self.start(), loop).result()
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+            raise
+        self._loop, self._thread = loop, thread
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.stop(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+            self._loop = self._thread = None
+
+    # --- where it is ---
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:53817``: pass it as ``frontend_api_url``."""
+        if self._runner is None:
+            raise RuntimeError("start the emulator first (async with / with FrontendAPIEmulator())")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def publishable_key(self) -> str:
+        """A ``pk_test_`` key that decodes to this emulator (the SDK uses http for loopback)."""
+        host = self.url.removeprefix("http://")
+        return "pk_test_" + base64.b64encode(f"{host}$".encode()).decode().rstrip("=")
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/.well-known/jwks.json"
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys that verify session tokens (as served at ``jwks_url``)."""
+        return self._world.signer.jwks()
+
+    # --- state set-up and inspection ---
+
+    def create_user(
+        self,
+        *,
+        first_name: str | None = "Jane",
+        last_name: str | None = "Doe",
+        username: str | None = None,
+        email: str | Iterable[str] | None = None,
+        phone: str | Iterable[str] | None = None,
+        password: str | None = None,
+        second_factors: Iterable[str] = (),
+        public_metadata: Mapping[str, Any] | None = None,
+    ) -> UserRecord:
+        """A user. ``email`` defaults to a unique ``+clerk_test`` address (code 424242).
+
+        ``second_factors`` picks from ``phone_code`` (the first phone number), ``totp`` (see
+        ``totp_code``) and ``backup_code`` (the record's ``backup_codes``).
+        """
+        with self._world.lock:
+            if email is None:
+                name = (first_name or "user").lower()
+                email = f"{name}.{len(self._world.users) + 1}+clerk_test@example.com"
+            return self._world.create_user(
+                first_name=first_name,
+                last_name=last_name,
+                username=username,
+                emails=[email] if isinstance(email, str) else list(email),
+                phones=[] if phone is None else [phone] if isinstance(phone, str) else list(phone),
+                password=password,
+                second_factors=second_factors,
+                public_metadata=public_metadata,
+            )
+
+    def create_organization(
+        self, name: str, *, slug: str | None = None, members: Mapping[str, str] | None = None
+    ) -> OrganizationRecord:
+        """An organization; ``members`` maps user IDs to roles such as ``org:admin``."""
+        with self._world.lock:
+            return self._world.create_organization(name=name, slug=slug, members=members or {})
+
+    def add_member(self, organization_id: str, user_id: str, role: str = "org:member") -> None:
+        with self._world.lock:
+            self._world.user(user_id)
+            self._world.organizations[organization_id].members[user_id] = role
+
+    def create_jwt_template(
+        self, name: str, claims: Mapping[str, Any], *, lifetime: int = 60
+    ) -> None:
+        """A JWT template; claim values may use shortcodes: ``{{user.primary_email_address}}``."""
+        with self._world.lock:
+            self._world.create_template(name, claims, lifetime)
+
+    def sign_in(
+        self,
+        user: UserRecord | str | None = None,
+        *,
+        device: SignedIn | None = None,
+        active_organization_id: str | None = None,
+    ) -> SignedIn:
+        """Sign ``user`` (a record or ID; default: a new user) in on a new device, or add a
+        session to ``device``'s client (multi-session)."""
+        with self._world.lock:
+            record = (
+                self.create_user()
+                if user is None
+                else self._world.user(user if isinstance(user, str) else user.id)
+            )
+            if device is None:
+                client, token = self._world.new_client()
+            else:
+                client = self._world.clients[device.client_id]
+                token = device.client_token
+            session = self._world.sign_in(record, client, active_organization_id)
+            return SignedIn(token, client.id, session.id, record.id)
+
+    def session(self, session_id: str) -> SessionRecord:
+        """The session's record (status, active organization, reverification, ...)."""
+        return self._world.sessions[session_id]
+
+    def client_record(self, client_id: str) -> ClientRecord:
+        return self._world.clients[client_id]
+
+    def totp_code(self, user: UserRecord | str) -> str:
+        """The user's current TOTP code, on the emulator's clock."""
+        with self._world.lock:
+            record = self._world.user(user if isinstance(user, str) else user.id)
+            if record.totp_secret is None:
+                raise ValueError(f"user {record.id} has no TOTP second factor")
+            return totp_code(record.totp_secret, self.clock.now())
+
+    @property
+    def outbox(self) -> list[OutboxMessage]:
+        """Codes "sent" to addresses that are not Clerk test addresses (those always use 424242)."""
+        return self._world.outbox
+
+    # --- clients of the SDK pointed here ---
+
+    def async_client(
+        self, device: SignedIn | str | None = None, **options: Any
+    ) -> AsyncClerkSessions:
+        """An ``AsyncClerkSessions`` for ``device`` (or a client token), pointed here."""
+        token = device.client_token if isinstance(device, SignedIn) else device
+        return AsyncClerkSessions(frontend_api_url=self.url, client_token=token, **options)
+
+    def sync_client(self, device: SignedIn | str | None = None, **options: Any) -> ClerkSessions:
+        """A ``ClerkSessions`` for ``device`` (or a client token), pointed at this emulator."""
+        token = device.client_token if isinstance(device, SignedIn) else device
+        return ClerkSessions(frontend_api_url=self.url, client_token=token, **options)
+
+    # --- fault injection ---
+
+    def inject(self, fault: Fault) -> Fault:
+        """Add a fault rule (see ``Fault``); returns it so a test can read ``hits``."""
+        with self._world.lock:
+            return self._faults.add(fault)
+
+    def fail(
+        self,
+        route: str,
+        status: int = 503,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        times: int | None = 1,
+        probability: float = 1.0,
+        html: bool = False,
+    ) -> Fault:
+        """Answer ``status`` with a Clerk error body (or an HTML error page with ``html``)."""
+        return self.inject(
+            Fault(route, times, probability, status=status, code=code, message=message, html=html)
+        )
+
+    def rate_limit(
+        self, route: str, *, retry_after: float = 1, times: int | None = 1, probability: float = 1.0
+    ) -> Fault:
+        """Answer 429 ``too_many_requests`` with ``Retry-After``."""
+        return self.inject(Fault(route, times, probability, status=429, retry_after=retry_after))
+
+    def delay(
+        self, route: str, seconds: float, *, times: int | None = None, probability: float = 1.0
+    ) -> Fault:
+        """Answer late (real time, not the emulator's clock)."""
+        return self.inject(Fault(route, times, probability, latency=seconds))
+
+    def drop_connection(
+        self, route: str, *, times: int | None = 1, probability: float = 1.0
+    ) -> Fault:
+        """Close the socket without answering."""
+        return self.inject(Fault(route, times, probability, drop=True))
+
+    def truncate_body(
+        self, route: str, *, times: int | None = 1, probability: float = 1.0
+    ) -> Fault:
+        """Send the real answer's headers and only half of its body, then close."""
+        return self.inject(Fault(route, times, probability, truncate=True))
+
+    def clear_faults(self) -> None:
+        with self._world.lock:
+            self._faults.clear()
+
+    # --- HTTP ---
+
+    def _build_routes(self) -> list[_Route]:
+        world = self._world
+        routes = [
+            _Route(op.method, _path_regex(op.path), op, getattr(world, op.name))
+            for op in OPERATIONS.values()
+        ]
+        routes += [
+            _Route("POST", _path_regex("/v1/client"), None, self._create_client),
+            _Route("GET", _path_regex("/v1/client"), None, self._get_client),
+            _Route("GET", _path_regex("/v1/jwks"), None, lambda **_: self.jwks()),
+            _Route("GET", _path_regex("/.well-known/jwks.json"), None, lambda **_: self.jwks()),
+        ]
+        return routes
+
+    def _create_client(self, *, auth: _Auth, form: Mapping[str, str]) -> Json:
+        # POST /v1/client mints a client; its token goes out in the Authorization header.
+        client, token = self._world.new_client()
+        auth.issued_token = token
+        auth.client, auth.generation = client, client.token_generation
+        return {"response": self._world.render_client(client), "client": None}
+
+    def _get_client(self, *, auth: _Auth, form: Mapping[str, str]) -> Json:
+        client = auth.client
+        return {
+            "response": None if client is None else self._world.render_client(client),
+            "client": None,
+        }
+
+    def _trace_id(self) -> str:
+        self._trace_ids += 1
+        return f"emu_{self._trace_ids:08x}{self._world.rng.getrandbits(32):08x}"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        method = request.method
+        if method == "POST" and "_method" in request.query:  # clerk-js's method override (§2)
+            method = request.query["_method"].upper()
+        path = request.path
+        headers = dict(request.headers)
+        form_pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        log = {
+            "method": method,
+            "path": path,
+            "query": dict(request.query),
+            "headers": _redact_headers(headers),
+            "form": {k: _REDACTED if k in _SECRET_FORM_FIELDS else v for k, v in form_pairs},
+        }
+        with self._world.lock:
+            fault = self._faults.pick(method, path)
+        if fault is not None and fault.latency:
+            await asyncio.sleep(fault.latency)
+        auth = _Auth()
+        operation: str | None = None
+        try:
+            if fault is not None:
+                self._fault_answer(fault)
+                if fault.drop:
+                    self._record(log, None, 0, auth, fault)
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return web.Response(status=500)
+            with self._world.lock:
+                route, params = self._route(method, request)
+                operation = route.operation.name if route.operation else None
+                status, answer, out_headers = (
+                    200,
+                    self._serve(route, params, request, body, form_pairs, auth),
+                    {},
+                )
+        except _Answer as shortcut:
+            status, answer, out_headers = shortcut.status, shortcut.body, shortcut.headers
+        except FapiError as error:
+            status, answer, out_headers = error.status, error.body(self._trace_id()), {}
+        if self.rotate_client_tokens and auth.client is not None and auth.issued_token is None:
+            with self._world.lock:  # any answer to an authenticated request may rotate (§3)
+                auth.issued_token = self._world.issue_client_token(auth.client)
+        if auth.issued_token is not None:
+            out_headers["Authorization"] = auth.issued_token
+        self._record(log, operation, status, auth, fault)
+        if fault is not None and fault.html and status >= 400:
+            return web.Response(
+                status=status,
+                text=_html_page(status),
+                content_type="text/html",
+                headers=out_headers,
+            )
+        payload = orjson.dumps(answer)
+        if fault is not None and fault.truncate:
+            return await _truncated(request, status, payload, out_headers)
+        return web.Response(
+            status=status, body=payload, content_type="application/json", headers=out_headers
+        )
+
+    def _fault_answer(self, fault: Fault) -> None:
+        if fault.status is None:
+            return
+        code = fault.code or default_code(fault.status)
+        message = fault.message or f"Injected failure: HTTP {fault.status} {code}."
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        raise _Answer(
+            fault.status, FapiError(fault.status, code, message).body(self._trace_id()), headers
+        )
+
+    def _record(
+        self,
+        log: dict[str, Any],
+        operation: str | None,
+        status: int,
+        auth: _Auth,
+        fault: Fault | None,
+    ) -> None:
+        client = auth.client
+        with self._world.lock:
+            self.requests.append(
+                RecordedRequest(
+                    **log,
+                    operation=operation,
+                    status=status,
+                    client_id=None if client is None else client.id,
+                    token_generation=auth.generation,
+                    fault=fault,
+                )
+            )
+
+    def _route(self, method: str, request: web.Request) -> tuple[_Route, dict[str, str]]:
+        raw_path = request.raw_path.split("?", 1)[0]
+        path_matched = False
+        for route in self._routes:
+            match = route.pattern.match(raw_path)
+            if match is None:
+                continue
+            path_matched = True
+            if route.method == method:
+                return route, {k: unquote(v) for k, v in match.groupdict().items()}
+        if path_matched:
+            raise FapiError(
+                405, "method_not_allowed", f"{method} is not allowed on {request.path}."
+            )
+        raise FapiError(
+            404, "resource_not_found", "Resource not found", f"No route {method} {request.path}."
+        )
+
+    def _serve(
+        self,
+        route: _Route,
+        params: dict[str, str],
+        request: web.Request,
+        body: bytes,
+        form_pairs: list[tuple[str, str]],
+        auth: _Auth,
+    ) -> Json:
+        if route.operation is None and route.method == "GET" and "jwks" in route.pattern.pattern:
+            return route.handler()
+        self._check_headers(request)
+        form = _validated_form(route.operation, request, body, form_pairs)
+        auth.authenticate(
+            self._world, request.headers.get("Authorization"), self.reject_stale_client_tokens
+        )
+        if route.operation is None:
+            return route.handler(auth=auth, form=form)
+        if auth.client is None:
+            raise FapiError(
+                401,
+                "signed_out",
+                "You are signed out",
+                "This request carries no client token: sign in first.",
+            )
+        return route.handler(auth.client, **params, form=form)
+
+    def _check_headers(self, request: web.Request) -> None:
+        native = request.query.get("_is_native")
+        if native not in ("1", "true"):
+            raise FapiError(
+                401,
+                "authentication_invalid",
+                "Native API only",
+                "This emulator speaks Clerk's native API: add _is_native=1 to the query and send "
+                "the client token in Authorization.",
+            )
+        if "Authorization" not in request.headers:
+            raise FapiError(
+                401,
+                "request_header_missing",
+                "Authorization header missing",
+                "Native requests need the Authorization header: a client token, or an empty "
+                "value on the first request (POST /v1/client).",
+                meta={"header_name": "Authorization"},
+            )
+        if request.headers.get("Origin") and request.headers.get("Authorization"):
+            raise FapiError(
+                400,
+                "origin_authorization_headers_conflict",
+                "Origin and Authorization headers conflict",
+                "Only one of the 'Origin' and 'Authorization' headers should be provided. In "
+                "native application contexts, set the 'Authorization' header only.",
+            )
+        header_version = request.headers.get("Clerk-API-Version")
+        query_version = request.query.get("__clerk_api_version")
+        if header_version is not None and query_version is not None:
+            raise FapiError(
+                400,
+                "api_version_invalid",
+                "Invalid API version",
+                "Send the API version as a header or a query parameter, not both.",
+            )
+        version = header_version or query_version or DEFAULT_API_VERSION
+        if not _API_VERSION.fullmatch(version):
+            raise FapiError(
+                400,
+                "api_version_invalid",
+                "Invalid API version",
+                f"{version!r} is not an API version (expected YYYY-MM-DD).",
+            )
+
+
+@attrs.define
+class _Auth:
+    """Which client a request authenticated as, and a client token to send back."""
+
+    client: ClientRecord | None = None
+    generation: int | None = None
+    issued_token: str | None = attrs.field(default=None, repr=False)
+
+    def authenticate(self, world: World, header: str | None, reject_stale: bool) -> None:
+        token = (header or "").strip().removeprefix("Bearer").strip()
+        if not token:
+            return
+        client, generation = world.client_for_token(token)
+        if reject_stale and generation != client.token_generation:
+            raise FapiError(
+                401,
+                "authentication_invalid",
+                "Invalid authentication",
+                "This client token was rotated: use the one from the last response.",
+            )
+        self.client, self.generation = client, generation
+
+
+def _validated_form(
+    operation: Operation[Any] | None,
+    request: web.Request,
+    body: bytes,
+    pairs: list[tuple[str, str]],
+) -> dict[str, str]:
+    """Clerk's form rules (§4): urlencoded; no unknown or repeated fields; required ones present."""
+    if body and request.content_type != _FORM:
+        raise FapiError(
+            415,
+            "unsupported_content_type",
+            "Unsupported content type",
+            f"Send {_FORM} bodies, not {request.content_type}.",
+        )
+    allowed = set(operation.body) if operation is not None else set()
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed:
+            raise FapiError(
+                422,
+                "form_param_unknown",
+                "Unknown parameter",
+                f"{name} is not a valid parameter for this request.",
+                meta={"param_name": name},
+            )
+        if name in form:
+            raise FapiError(
+                422,
+                "form_param_duplicate",
+                "Duplicate parameter",
+                f"{name} was sent more than once.",
+                meta={"param_name": name},
+            )
+        form[name] = value
+    for name in sorted(operation.required_body if operation is not None else ()):
+        if name not in form:
+            raise FapiError(
+                422,
+                "form_param_missing",
+                "Missing parameter",
+                f"{name} is required.",
+                meta={"param_name": name},
+            )
+    return form
+
+
+def _html_page(status: int) -> str:
+    return f"<html><head><title>{status}</title></head><body><h1>{status} Error</h1></body></html>"
+
+
+async def _truncated(
+    request: web.Request, status: int, payload: bytes, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_type = "application/json"
+    response.content_length = len(payload)
+    await response.prepare(request)
+    await response.write(payload[: len(payload) // 2])
+    assert request.transport is not None
+    request.transport.close()
+    return response

@@ -1,0 +1,1137 @@
+"""The emulator's state and Clerk's rules for it: pure Python, no I/O.
+
+Records (users, organizations, clients, sessions, JWT templates) live in one ``World``. Each of
+the twelve operations is a method taking the caller's client, the path parameters and the form,
+and returning the JSON body, or raising ``FapiError`` with Clerk's status and error ``code``
+(``../shared/docs/fapi-protocol.md`` §5, §8, §9). ``_render`` turns records into the spec's shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import random
+import string
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._signing import Signer
+
+Json = dict[str, Any]
+
+TEST_CODE = "424242"
+"""Clerk's fixed code for ``+clerk_test`` emails and 555-0100…0199 phone numbers."""
+SESSION_LIFETIME = 7 * 86_400
+"""Clerk's default maximum session lifetime (7 days)."""
+SESSION_ABANDON_AFTER = 30 * 86_400
+CODE_LIFETIME = 600
+"""A one-time code expires after 10 minutes."""
+MAX_CODE_ATTEMPTS = 3
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+class FapiError(Exception):
+    """A Clerk error answer: HTTP status, error ``code`` and messages."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        long_message: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.long_message = long_message or message
+        self.meta = dict(meta or {})
+
+    def body(self, trace_id: str) -> Json:
+        error: Json = {
+            "code": self.code,
+            "message": self.message,
+            "long_message": self.long_message,
+        }
+        if self.meta:
+            error["meta"] = self.meta
+        return {"errors": [error], "clerk_trace_id": trace_id}
+
+
+def _form_error(code: str, param: str, message: str) -> FapiError:
+    return FapiError(422, code, message, meta={"param_name": param})
+
+
+class Clock:
+    """The emulator's time: real time plus an offset, or frozen. Tests move it to expire things."""
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self._real = now
+        self._offset = 0.0
+        self._frozen: float | None = None
+
+    def now(self) -> float:
+        return self._frozen if self._frozen is not None else self._real() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward (tokens and codes expire, ``fva`` ages)."""
+        if self._frozen is not None:
+            self._frozen += seconds
+        else:
+            self._offset += seconds
+
+    def freeze(self, at: float | None = None) -> None:
+        """Stop time at ``at`` (default: now) until ``advance`` or ``unfreeze``."""
+        self._frozen = self.now() if at is None else at
+
+    def unfreeze(self) -> None:
+        if self._frozen is not None:
+            self._offset = self._frozen - self._real()
+            self._frozen = None
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _minutes_since(at: float | None, now: float) -> int:
+    return -1 if at is None else max(0, int((now - at) // 60))
+
+
+def is_test_email(address: str) -> bool:
+    local, _, _ = address.partition("@")
+    return "+clerk_test" in local
+
+
+def is_test_phone(number: str) -> bool:
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return len(digits) >= 7 and digits[-7:-2] == "55501"
+
+
+def totp_code(secret: bytes, at: float, step: int = 30, digits: int = 6) -> str:
+    """RFC 6238 TOTP (HMAC-SHA1), as authenticator apps compute it."""
+    counter = struct.pack(">Q", int(at // step))
+    digest = hmac.new(secret, counter, hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@attrs.define
+class EmailRecord:
+    id: str
+    address: str
+
+
+@attrs.define
+class PhoneRecord:
+    id: str
+    number: str
+    second_factor: bool
+
+
+@attrs.define
+class UserRecord:
+    """A user. ``password``, ``totp_secret`` and ``backup_codes`` are what reverification checks."""
+
+    id: str
+    first_name: str | None
+    last_name: str | None
+    username: str | None
+    email_addresses: list[EmailRecord]
+    phone_numbers: list[PhoneRecord]
+    password: str | None = attrs.field(repr=False)
+    totp_secret: bytes | None = attrs.field(repr=False)
+    backup_codes: list[str] = attrs.field(repr=False)
+    public_metadata: dict[str, Any]
+    created_at: float
+
+    @property
+    def primary_email_address_id(self) -> str | None:
+        return self.email_addresses[0].id if self.email_addresses else None
+
+    @property
+    def primary_phone_number_id(self) -> str | None:
+        return self.phone_numbers[0].id if self.phone_numbers else None
+
+    @property
+    def identifier(self) -> str:
+        if self.email_addresses:
+            return self.email_addresses[0].address
+        if self.phone_numbers:
+            return self.phone_numbers[0].number
+        return self.username or self.id
+
+    @property
+    def second_factor_strategies(self) -> list[str]:
+        strategies = ["phone_code"] if any(p.second_factor for p in self.phone_numbers) else []
+        if self.totp_secret is not None:
+            strategies.append("totp")
+        if self.backup_codes:
+            strategies.append("backup_code")
+        return strategies
+
+
+@attrs.define
+class OrganizationRecord:
+    id: str
+    name: str
+    slug: str
+    members: dict[str, str]
+    """user id → role (``org:admin``, ``org:member``)."""
+    created_at: float
+    public_metadata: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.define
+class TemplateRecord:
+    name: str
+    claims: dict[str, Any]
+    lifetime: int
+
+
+@attrs.define
+class PendingCode:
+    strategy: str
+    target_id: str
+    code: str = attrs.field(repr=False)
+    expire_at: float
+    attempts: int = 0
+
+
+@attrs.define
+class Reverification:
+    level: str
+    status: str
+    first_factor_verification: Json | None = None
+    second_factor_verification: Json | None = None
+    pending: dict[str, PendingCode] = attrs.Factory(dict)
+    """Prepared one-time codes by step (``first``/``second``)."""
+
+
+@attrs.define
+class SessionRecord:
+    id: str
+    client_id: str
+    user_id: str
+    status: str
+    created_at: float
+    updated_at: float
+    last_active_at: float
+    expire_at: float
+    abandon_at: float
+    last_active_organization_id: str | None
+    first_factor_at: float | None
+    second_factor_at: float | None
+    last_active_token: str | None = attrs.field(default=None, repr=False)
+    reverification: Reverification | None = None
+
+
+@attrs.define
+class ClientRecord:
+    id: str
+    session_ids: list[str]
+    last_active_session_id: str | None
+    created_at: float
+    updated_at: float
+    token_generation: int = 0
+    """How many times the client token was (re)issued; the request log names it."""
+
+
+@attrs.frozen
+class OutboxMessage:
+    """A code the emulator "sent" to an address that is not one of Clerk's test addresses."""
+
+    to: str
+    strategy: str
+    code: str = attrs.field(repr=False)
+
+
+# --- the world ---------------------------------------------------------------------------------
+
+
+class World:
+    """All state of one emulator, guarded by one lock (the server and the test share it)."""
+
+    def __init__(
+        self, *, clock: Clock, signer: Signer, token_lifetime: int, seed: int | None
+    ) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.signer = signer
+        self.issuer = ""
+        self.token_lifetime = token_lifetime
+        self.rng = random.Random(seed)
+        self.users: dict[str, UserRecord] = {}
+        self.organizations: dict[str, OrganizationRecord] = {}
+        self.templates: dict[str, TemplateRecord] = {}
+        self.clients: dict[str, ClientRecord] = {}
+        self.sessions: dict[str, SessionRecord] = {}
+        self.client_tokens: dict[str, tuple[str, int]] = {}
+        """client token → (client id, generation)."""
+        self.outbox: list[OutboxMessage] = []
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_{''.join(self.rng.choices(_ID_ALPHABET, k=27))}"
+
+    # --- set-up helpers (called by the test through the emulator) ---
+
+    def create_user(
+        self,
+        *,
+        first_name: str | None,
+        last_name: str | None,
+        username: str | None,
+        emails: Iterable[str],
+        phones: Iterable[str],
+        password: str | None,
+        second_factors: Iterable[str],
+        public_metadata: Mapping[str, Any] | None,
+    ) -> UserRecord:
+        wanted = set(second_factors)
+        unknown = wanted - {"phone_code", "totp", "backup_code"}
+        if unknown:
+            raise ValueError(
+                f"unknown second factors {sorted(unknown)}: use phone_code, totp, backup_code"
+            )
+        phone_list = list(phones)
+        if "phone_code" in wanted and not phone_list:
+            raise ValueError("second factor phone_code needs a phone number")
+        now = self.clock.now()
+        user = UserRecord(
+            id=self.new_id("user"),
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            email_addresses=[EmailRecord(self.new_id("idn"), address) for address in emails],
+            phone_numbers=[
+                PhoneRecord(self.new_id("idn"), number, "phone_code" in wanted and index == 0)
+                for index, number in enumerate(phone_list)
+            ],
+            password=password,
+            totp_secret=self.rng.randbytes(20) if "totp" in wanted else None,
+            backup_codes=[
+                "".join(self.rng.choices(string.ascii_lowercase + string.digits, k=8))
+                for _ in range(10 if "backup_code" in wanted else 0)
+            ],
+            public_metadata=dict(public_metadata or {}),
+            created_at=now,
+        )
+        self.users[user.id] = user
+        return user
+
+    def create_organization(
+        self, *, name: str, slug: str | None, members: Mapping[str, str]
+    ) -> OrganizationRecord:
+        slug = slug or "-".join(name.lower().split())
+        if any(org.slug == slug for org in self.organizations.values()):
+            raise ValueError(f"an organization with slug {slug!r} exists")
+        for user_id in members:
+            self.user(user_id)
+        org = OrganizationRecord(
+            self.new_id("org"), name, slug, dict(members), created_at=self.clock.now()
+        )
+        self.organizations[org.id] = org
+        return org
+
+    def user(self, user_id: str) -> UserRecord:
+        try:
+            return self.users[user_id]
+        except KeyError:
+            raise ValueError(f"no user {user_id!r} in this emulator") from None
+
+    def new_client(self) -> tuple[ClientRecord, str]:
+        now = self.clock.now()
+        client = ClientRecord(self.new_id("client"), [], None, now, now)
+        self.clients[client.id] = client
+        return client, self.issue_client_token(client)
+
+    def issue_client_token(self, client: ClientRecord) -> str:
+        """A new client JWT for ``client`` (sign-in, ``POST /v1/client``, rotation)."""
+        client.token_generation += 1
+        token = self.signer.sign(
+            {
+                "id": client.id,
+                "rotating_token": "".join(self.rng.choices(_ID_ALPHABET, k=32)),
+                "iat": int(self.clock.now()),
+            }
+        )
+        self.client_tokens[token] = (client.id, client.token_generation)
+        return token
+
+    def sign_in(
+        self, user: UserRecord, client: ClientRecord, active_organization_id: str | None
+    ) -> SessionRecord:
+        if active_organization_id is not None:
+            self._membership(user, active_organization_id, status=ValueError)
+        now = self.clock.now()
+        session = SessionRecord(
+            id=self.new_id("sess"),
+            client_id=client.id,
+            user_id=user.id,
+            status="active",
+            created_at=now,
+            updated_at=now,
+            last_active_at=now,
+            expire_at=now + SESSION_LIFETIME,
+            abandon_at=now + SESSION_ABANDON_AFTER,
+            last_active_organization_id=active_organization_id,
+            first_factor_at=now,
+            second_factor_at=now if user.second_factor_strategies else None,
+        )
+        self.sessions[session.id] = session
+        client.session_ids.append(session.id)
+        client.last_active_session_id = session.id
+        client.updated_at = now
+        session.last_active_token = self.mint_session_token(session, active_organization_id)
+        return session
+
+    def create_template(self, name: str, claims: Mapping[str, Any], lifetime: int) -> None:
+        self.templates[name] = TemplateRecord(name, dict(claims), lifetime)
+
+    # --- lookups used by every operation ---
+
+    def client_for_token(self, token: str) -> tuple[ClientRecord, int]:
+        try:
+            client_id, generation = self.client_tokens[token]
+        except KeyError:
+            raise FapiError(
+                401,
+                "authentication_invalid",
+                "Invalid authentication",
+                "The Authorization header does not hold a client token issued by this instance.",
+            ) from None
+        return self.clients[client_id], generation
+
+    def _session(self, client: ClientRecord, session_id: str) -> SessionRecord:
+        session = self.sessions.get(session_id)
+        if session is None or (session.client_id == client.id and session.status == "removed"):
+            raise FapiError(
+                404,
+                "resource_not_found",
+                "Resource not found",
+                f"No session was found with id {session_id}.",
+                meta={"session_id": session_id},
+            )
+        if session.client_id != client.id:
+            raise FapiError(
+                401,
+                "action_for_session_not_authorized",
+                "Action not authorized",
+                "The session does not belong to the client this request authenticates.",
+                meta={"session_id": session_id},
+            )
+        self._expire_if_due(session)
+        return session
+
+    def _expire_if_due(self, session: SessionRecord) -> None:
+        if session.status == "active" and self.clock.now() >= session.expire_at:
+            session.status = "expired"
+            session.updated_at = session.expire_at
+
+    def _active_session(self, client: ClientRecord, session_id: str, action: str) -> SessionRecord:
+        session = self._session(client, session_id)
+        if session.status != "active":
+            raise FapiError(
+                400,
+                "invalid_action_for_session",
+                f"Unable to {action} session",
+                f"Unable to {action} session {session_id}: its status is {session.status}.",
+                meta={"session_id": session_id},
+            )
+        return session
+
+    def _signed_in_session(self, client: ClientRecord, session_id: str) -> SessionRecord:
+        """Token minting and reverification answer 401 for a session that is not active."""
+        session = self._session(client, session_id)
+        if session.status != "active":
+            raise FapiError(
+                401,
+                "authentication_invalid",
+                "Invalid authentication",
+                f"You need to supply an active session: session {session_id} is {session.status}.",
+                meta={"session_id": session_id},
+            )
+        return session
+
+    def _membership(
+        self, user: UserRecord, org_ref: str, *, status: type[Exception] | None = None
+    ) -> OrganizationRecord:
+        """The organization ``org_ref`` (ID or slug) if ``user`` is a member of it."""
+        org = self.organizations.get(org_ref) or next(
+            (o for o in self.organizations.values() if o.slug == org_ref), None
+        )
+        if org is None:
+            if status is not None:
+                raise status(f"no organization {org_ref!r}")
+            raise FapiError(
+                404,
+                "organization_not_found_or_unauthorized",
+                "Organization not found",
+                f"No organization {org_ref} was found, or you are not allowed to access it.",
+                meta={"organization_id": org_ref},
+            )
+        if user.id not in org.members:
+            if status is not None:
+                raise status(f"user {user.id} is not a member of {org_ref!r}")
+            raise FapiError(
+                403,
+                "not_a_member_in_organization",
+                "Not a member of this organization",
+                f"The user is not a member of organization {org.id}.",
+                meta={"organization_id": org.id},
+            )
+        return org
+
+    # --- the twelve operations ---
+
+    def get_session(self, client: ClientRecord, session_id: str, form: Mapping[str, str]) -> Json:
+        session = self._session(client, session_id)
+        return {"response": self.render_session(session), "client": self.render_client(client)}
+
+    def touch_session(self, client: ClientRecord, session_id: str, form: Mapping[str, str]) -> Json:
+        session = self._active_session(client, session_id, "touch")
+        intent = form.get("intent")
+        if intent is not None and intent not in ("focus", "select_session", "select_org"):
+            raise _form_error(
+                "form_param_value_invalid",
+                "intent",
+                "intent must be one of focus, select_session, select_org.",
+            )
+        if "active_organization_id" in form:
+            org_ref = form["active_organization_id"]
+            user = self.users[session.user_id]
+            session.last_active_organization_id = (
+                self._membership(user, org_ref).id if org_ref else None
+            )
+        now = self.clock.now()
+        session.last_active_at = session.updated_at = now
+        client.last_active_session_id = session.id
+        client.updated_at = now
+        session.last_active_token = self.mint_session_token(
+            session, session.last_active_organization_id
+        )
+        # intent=focus lets the server skip piggybacking the client (fapi-protocol §5).
+        piggyback = None if intent == "focus" else self.render_client(client)
+        return {"response": self.render_session(session), "client": piggyback}
+
+    def end_session(self, client: ClientRecord, session_id: str, form: Mapping[str, str]) -> Json:
+        session = self._active_session(client, session_id, "end")
+        self._sign_out(client, session, "ended")
+        return {"response": self.render_session(session), "client": self.render_client(client)}
+
+    def remove_session(
+        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+    ) -> Json:
+        session = self._session(client, session_id)
+        if session.status == "removed":  # pragma: no cover - _session hides removed sessions
+            raise FapiError(400, "invalid_action_for_session", "Unable to remove session")
+        self._sign_out(client, session, "removed")
+        return {"response": self.render_session(session), "client": self.render_client(client)}
+
+    def remove_client_sessions_and_retain_cookie(
+        self, client: ClientRecord, form: Mapping[str, str]
+    ) -> Json:
+        for session_id in list(client.session_ids):
+            self._sign_out(client, self.sessions[session_id], "removed")
+        return {"response": self.render_client(client), "client": None}
+
+    def _sign_out(self, client: ClientRecord, session: SessionRecord, status: str) -> None:
+        now = self.clock.now()
+        session.status = status
+        session.updated_at = now
+        session.reverification = None
+        if status == "removed":
+            client.session_ids.remove(session.id)
+        if client.last_active_session_id == session.id:
+            still_active = [
+                sid for sid in client.session_ids if self.sessions[sid].status == "active"
+            ]
+            client.last_active_session_id = still_active[-1] if still_active else None
+        client.updated_at = now
+
+    def create_session_token(
+        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+    ) -> Json:
+        session = self._signed_in_session(client, session_id)
+        # Absent: the session's active organization; empty: the personal account (§4).
+        org_ref = form.get("organization_id", session.last_active_organization_id)
+        org_id = self._membership(self.users[session.user_id], org_ref).id if org_ref else None
+        jwt = self.mint_session_token(session, org_id)
+        session.last_active_token = jwt
+        return {"object": "token", "jwt": jwt}
+
+    def create_session_token_with_template(
+        self, client: ClientRecord, session_id: str, template_name: str, form: Mapping[str, str]
+    ) -> Json:
+        session = self._signed_in_session(client, session_id)
+        template = self.templates.get(template_name)
+        if template is None:
+            raise FapiError(
+                404,
+                "resource_not_found",
+                "Resource not found",
+                f"No JWT template exists with name: {template_name}",
+                meta={"template_name": template_name},
+            )
+        return {"object": "token", "jwt": self.mint_template_token(session, template)}
+
+    # --- reverification (fapi-protocol §9) ---
+
+    def start_session_reverification(
+        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+    ) -> Json:
+        session = self._signed_in_session(client, session_id)
+        level = form.get("level", "")
+        if level not in ("first_factor", "second_factor", "multi_factor"):
+            raise _form_error(
+                "form_param_value_invalid",
+                "level",
+                "level must be one of first_factor, second_factor, multi_factor.",
+            )
+        user = self.users[session.user_id]
+        if level != "first_factor" and not user.second_factor_strategies:
+            level = "first_factor"  # the spec's fallback for users without a second factor
+        status = "needs_second_factor" if level == "second_factor" else "needs_first_factor"
+        session.reverification = Reverification(level=level, status=status)
+        return self._reverification_envelope(client, session)
+
+    def _reverification(
+        self, client: ClientRecord, session_id: str, expected_status: str
+    ) -> tuple[SessionRecord, Reverification]:
+        session = self._signed_in_session(client, session_id)
+        flow = session.reverification
+        if flow is None:
+            raise FapiError(
+                400,
+                "session_reverification_missing",
+                "Session reverification missing",
+                "Start a reverification with POST /v1/client/sessions/{session_id}/verify first.",
+            )
+        if flow.status != expected_status:
+            raise FapiError(
+                400,
+                "invalid_action_for_session_reverification",
+                "Invalid action for this reverification",
+                f"This step needs the reverification status {expected_status}; "
+                f"it is {flow.status}.",
+            )
+        return session, flow
+
+    def prepare_session_reverification_first_factor(
+        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+    ) -> Json:
+        session, flow = self._reverification(client, session_id, "needs_first_factor")
+        user = self.users[session.user_id]
+        strategy = form.get("strategy")
+        if strategy == "email_code":
+            target = self._pick(
+                user.email_addresses, form.get("email_address_id"), "email_address_id"
+            )
+            address = target.address
+        elif strategy == "phone_code":
+            target = self._pick(user.phone_numbers, form.get("phone_number_id"), "phone_number_id")
+            address = target.number
+        else:
+            raise self._strategy_invalid(strategy)
+        flow.first_factor_verification = self._send_code(
+            flow, "first", strategy, target.id, address
+        )
+        return self._reverification_envelope(client, session)
+
+    def attempt_session_reverification_first_factor(
+        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+    ) -> Json:
+        session, flow = self._reverification(client, session_id, "needs_first_factor")
+        user = self.users[session.user_id]
+        strategy = form.get("strategy", "")
+        if strategy == "password":
+            if user.password is None:
+                raise self._strategy_invalid(strategy)
+            if not hmac.compare_digest(form.get("password", ""), user.password):
+                raise _form_error("form_password_incorrect", "password", "Password is incorrect.")
+            flow.first_factor_verification = {
+                "object": "verification_password",
+                "status": "verified",
+                "strategy": "password",
+                "attempts": 1,
+                "expire_at": None,
+            }
+        elif strategy in ("email_code", "phone_code"):
+            flow.first_factor_verification = self._check_code(flow, "first", strategy, form)
+        else:
+            raise self._strategy_invalid(strategy)
+        session.first_factor_at = self.clock.now()
+        flow.status = "complete" if flow.level == "first_factor" else "needs_second_factor"
+        return self._reverification_envelope(client, session)
+
+    def prepare_session_reverification_second_factor(
+        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+    ) -> Json:
+        session, flow = self._reverification(client, session_id, "needs_second_factor")
+        user = self.users[session.user_id]
+        strategy = form.get("strategy") or "phone_code"
+        mfa_phones = [phone for phone in user.phone_numbers if phone.second_factor]
+        if strategy != "phone_code" or not mfa_phones:
+            raise self._strategy_invalid(strategy)
+        target = self._pick(mfa_phones, form.get("phone_number_id"), "phone_number_id")
+        flow.second_factor_verification = self._send_code(
+            flow, "second", strategy, target.id, target.number
+        )
+        return self._reverification_envelope(client, session)
+
+    def attempt_session_reverification_second_factor(
+        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+    ) -> Json:
+        session, flow = self._reverification(client, session_id, "needs_second_factor")
+        user = self.users[session.user_id]
+        strategy = form.get("strategy", "")
+        code = form.get("code", "")
+        if strategy == "phone_code" and "phone_code" in user.second_factor_strategies:
+            flow.second_factor_verification = self._check_code(flow, "second", strategy, form)
+        elif strategy == "totp" and user.totp_secret is not None:
+            now = self.clock.now()
+            valid = {totp_code(user.totp_secret, now + drift) for drift in (-30, 0, 30)}
+            if code not in valid:
+                raise _form_error("form_code_incorrect", "code", "Incorrect code")
+            flow.second_factor_verification = _verified(strategy, "verification_totp")
+        elif strategy == "backup_code" and user.backup_codes:
+            if code not in user.backup_codes:
+                raise _form_error("form_code_incorrect", "code", "Incorrect code")
+            user.backup_codes.remove(code)  # each backup code works once
+            flow.second_factor_verification = _verified(strategy, "verification_backup_code")
+        else:
+            raise self._strategy_invalid(strategy)
+        session.second_factor_at = self.clock.now()
+        flow.status = "complete"
+        return self._reverification_envelope(client, session)
+
+    def _pick(self, records: list[Any], wanted_id: str | None, param: str) -> Any:
+        if not wanted_id:
+            if not records:
+                raise self._strategy_invalid(param.removesuffix("_id"))
+            return records[0]
+        for record in records:
+            if record.id == wanted_id:
+                return record
+        raise _form_error(
+            "form_param_value_invalid", param, f"{param} {wanted_id} is not the user's."
+        )
+
+    @staticmethod
+    def _strategy_invalid(strategy: str | None) -> FapiError:
+        return FapiError(
+            400,
+            "strategy_for_user_invalid",
+            "Invalid verification strategy",
+            f"The verification strategy {strategy!r} is not valid for this user or this step.",
+        )
+
+    def _send_code(
+        self, flow: Reverification, step: str, strategy: str, target_id: str, address: str
+    ) -> Json:
+        now = self.clock.now()
+        test_address = (
+            is_test_email(address) if strategy == "email_code" else is_test_phone(address)
+        )
+        code = TEST_CODE if test_address else f"{self.rng.randrange(10**6):06d}"
+        if not test_address:
+            self.outbox.append(OutboxMessage(address, strategy, code))
+        flow.pending[step] = PendingCode(strategy, target_id, code, now + CODE_LIFETIME)
+        return _otp(strategy, "unverified", 0, now + CODE_LIFETIME)
+
+    def _check_code(
+        self, flow: Reverification, step: str, strategy: str, form: Mapping[str, str]
+    ) -> Json:
+        pending = flow.pending.get(step)
+        if pending is None or pending.strategy != strategy:
+            raise FapiError(
+                400,
+                "verification_missing",
+                "Verification missing",
+                f"Prepare the {strategy} verification before attempting it.",
+            )
+        if self.clock.now() >= pending.expire_at:
+            raise FapiError(
+                400,
+                "verification_expired",
+                "Verification expired",
+                "The code expired: prepare the verification again.",
+            )
+        if pending.attempts >= MAX_CODE_ATTEMPTS:
+            raise FapiError(
+                400,
+                "verification_failed",
+                "Too many failed attempts",
+                "Too many failed attempts: prepare the verification again.",
+            )
+        pending.attempts += 1
+        if not hmac.compare_digest(form.get("code", ""), pending.code):
+            raise _form_error("form_code_incorrect", "code", "Incorrect code")
+        del flow.pending[step]
+        return _otp(strategy, "verified", pending.attempts, pending.expire_at)
+
+    def _reverification_envelope(self, client: ClientRecord, session: SessionRecord) -> Json:
+        assert session.reverification is not None
+        user = self.users[session.user_id]
+        flow = session.reverification
+        return {
+            "response": {
+                "object": "session_reverification",
+                "level": flow.level,
+                "status": flow.status,
+                "supported_first_factors": _first_factors(user),
+                "supported_second_factors": _second_factors(user),
+                "first_factor_verification": flow.first_factor_verification,
+                "second_factor_verification": flow.second_factor_verification,
+                "session": self.render_session(session, full=False),
+            },
+            "client": self.render_client(client),
+        }
+
+    # --- session tokens (fapi-protocol §7) ---
+
+    def fva(self, session: SessionRecord) -> list[int]:
+        now = self.clock.now()
+        return [
+            _minutes_since(session.first_factor_at, now),
+            _minutes_since(session.second_factor_at, now),
+        ]
+
+    def _base_claims(self, session: SessionRecord, lifetime: int) -> Json:
+        now = int(self.clock.now())
+        return {
+            "exp": now + lifetime,
+            "iat": now,
+            "iss": self.issuer,
+            "jti": "".join(self.rng.choices(_ID_ALPHABET, k=20)),
+            "nbf": now - 10,
+            "sub": session.user_id,
+        }
+
+    def mint_session_token(self, session: SessionRecord, org_id: str | None) -> str:
+        claims = self._base_claims(session, self.token_lifetime)
+        claims.update({"fva": self.fva(session), "sid": session.id, "sts": "active", "v": 2})
+        if org_id is not None:
+            org = self.organizations[org_id]
+            role = org.members[session.user_id]
+            claims["o"] = {"id": org.id, "slg": org.slug, "rol": role.removeprefix("org:")}
+        return self.signer.sign(claims, {"cat": "cl_B7d4PD111AAA", "oiat": claims["iat"]})
+
+    def mint_template_token(self, session: SessionRecord, template: TemplateRecord) -> str:
+        claims = self._base_claims(session, template.lifetime)
+        claims["sid"] = session.id
+        values = self._shortcodes(session)
+        claims.update({key: _fill(value, values) for key, value in template.claims.items()})
+        return self.signer.sign(claims)
+
+    def _shortcodes(self, session: SessionRecord) -> dict[str, Any]:
+        """Values for ``{{user.…}}``, ``{{org.…}}`` and ``{{session.…}}`` in template claims."""
+        user = self.users[session.user_id]
+        values: dict[str, Any] = {
+            "user.id": user.id,
+            "user.first_name": user.first_name,
+            "user.last_name": user.last_name,
+            "user.full_name": " ".join(filter(None, (user.first_name, user.last_name))) or None,
+            "user.username": user.username,
+            "user.primary_email_address": user.email_addresses[0].address
+            if user.email_addresses
+            else None,
+            "user.primary_phone_number": user.phone_numbers[0].number
+            if user.phone_numbers
+            else None,
+            "user.public_metadata": user.public_metadata,
+            "user.two_factor_enabled": bool(user.second_factor_strategies),
+            "user.created_at": int(user.created_at),
+            "session.id": session.id,
+            "session.actor": None,
+        }
+        values.update({f"user.public_metadata.{k}": v for k, v in user.public_metadata.items()})
+        org_id = session.last_active_organization_id
+        if org_id is not None:
+            org = self.organizations[org_id]
+            values.update(
+                {
+                    "org.id": org.id,
+                    "org.name": org.name,
+                    "org.slug": org.slug,
+                    "org.role": org.members[user.id],
+                    "org.public_metadata": org.public_metadata,
+                }
+            )
+        return values
+
+    # --- rendering: the spec's shapes ---
+
+    def render_session(self, session: SessionRecord, *, full: bool = True) -> Json:
+        base: Json = {
+            "id": session.id,
+            "object": "session",
+            "status": session.status,
+            "expire_at": _ms(session.expire_at),
+            "abandon_at": _ms(session.abandon_at),
+            "last_active_at": _ms(session.last_active_at),
+        }
+        if not full:
+            return base
+        user = self.users[session.user_id]
+        token = session.last_active_token
+        base.update(
+            {
+                "last_active_token": None if token is None else {"object": "token", "jwt": token},
+                "actor": None,
+                "tasks": None,
+                "last_active_organization_id": session.last_active_organization_id,
+                "public_user_data": {
+                    "first_name": user.first_name,
+                    "last_name": user.last_name,
+                    "image_url": _image_url(user.id),
+                    "has_image": False,
+                    "identifier": user.identifier,
+                    "user_id": user.id,
+                    "username": user.username,
+                },
+                "factor_verification_age": self.fva(session),
+                "created_at": _ms(session.created_at),
+                "updated_at": _ms(session.updated_at),
+                "user": self.render_user(user),
+            }
+        )
+        return base
+
+    def render_client(self, client: ClientRecord) -> Json:
+        sessions = [self.sessions[sid] for sid in client.session_ids]
+        for session in sessions:
+            self._expire_if_due(session)
+        return {
+            "object": "client",
+            "id": client.id,
+            "sessions": [self.render_session(session) for session in sessions],
+            "sign_in": None,
+            "sign_up": None,
+            "last_active_session_id": client.last_active_session_id,
+            "last_authentication_strategy": "email_code" if sessions else None,
+            "cookie_expires_at": None,
+            "captcha_bypass": False,
+            "created_at": _ms(client.created_at),
+            "updated_at": _ms(client.updated_at),
+        }
+
+    def render_user(self, user: UserRecord) -> Json:
+        created = _ms(user.created_at)
+        strategies = user.second_factor_strategies
+        return {
+            "id": user.id,
+            "object": "user",
+            "username": user.username,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "image_url": _image_url(user.id),
+            "has_image": False,
+            "primary_email_address_id": user.primary_email_address_id,
+            "primary_phone_number_id": user.primary_phone_number_id,
+            "primary_web3_wallet_id": None,
+            "password_enabled": user.password is not None,
+            "two_factor_enabled": bool(strategies),
+            "totp_enabled": "totp" in strategies,
+            "backup_code_enabled": "backup_code" in strategies,
+            "email_addresses": [_render_email(e, created) for e in user.email_addresses],
+            "phone_numbers": [_render_phone(p, created) for p in user.phone_numbers],
+            "web3_wallets": [],
+            "passkeys": [],
+            "organization_memberships": [
+                self._render_membership(org, user.id)
+                for org in self.organizations.values()
+                if user.id in org.members
+            ],
+            "external_accounts": [],
+            "saml_accounts": [],
+            "enterprise_accounts": [],
+            "public_metadata": user.public_metadata,
+            "private_metadata": {},
+            "unsafe_metadata": {},
+            "external_id": None,
+            "last_sign_in_at": created,
+            "banned": False,
+            "locked": False,
+            "lockout_expires_in_seconds": None,
+            "verification_attempts_remaining": 100,
+            "created_at": created,
+            "updated_at": created,
+            "delete_self_enabled": True,
+            "create_organization_enabled": True,
+            "last_active_at": created,
+            "mfa_enabled_at": created if strategies else None,
+            "mfa_disabled_at": None,
+            "legal_accepted_at": None,
+        }
+
+    def _render_membership(self, org: OrganizationRecord, user_id: str) -> Json:
+        created = _ms(org.created_at)
+        role = org.members[user_id]
+        return {
+            "id": f"orgmem_{org.id.removeprefix('org_')}{user_id[-6:]}",
+            "object": "organization_membership",
+            "public_metadata": {},
+            "role": role,
+            "role_name": role.removeprefix("org:").replace("_", " ").title(),
+            "permissions": ["org:sys_memberships:manage"] if role == "org:admin" else [],
+            "created_at": created,
+            "updated_at": created,
+            "organization": {
+                "id": org.id,
+                "object": "organization",
+                "name": org.name,
+                "slug": org.slug,
+                "image_url": _image_url(org.id),
+                "has_image": False,
+                "members_count": len(org.members),
+                "pending_invitations_count": 0,
+                "max_allowed_memberships": 5,
+                "admin_delete_enabled": True,
+                "public_metadata": org.public_metadata,
+                "created_at": created,
+                "updated_at": created,
+            },
+        }
+
+
+def _image_url(object_id: str) -> str:
+    return f"https://img.clerk.com/{base64.urlsafe_b64encode(object_id.encode()).decode()}"
+
+
+def _fill(value: Any, values: Mapping[str, Any]) -> Any:
+    """Replace Clerk's ``{{shortcode}}`` templates inside a claim value (recursively)."""
+    if isinstance(value, dict):
+        return {key: _fill(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill(item, values) for item in value]
+    if not isinstance(value, str) or "{{" not in value:
+        return value
+    stripped = value.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+        return values.get(stripped[2:-2].strip())  # a whole-value shortcode keeps its type
+    out = value
+    for key, item in values.items():
+        out = out.replace("{{" + key + "}}", "" if item is None else str(item))
+    return out
+
+
+def _otp(strategy: str, status: str, attempts: int, expire_at: float) -> Json:
+    return {
+        "object": "verification_otp",
+        "status": status,
+        "strategy": strategy,
+        "attempts": attempts,
+        "expire_at": _ms(expire_at),
+    }
+
+
+def _verified(strategy: str, object_name: str) -> Json:
+    return {
+        "object": object_name,
+        "status": "verified",
+        "strategy": strategy,
+        "attempts": 1,
+        "expire_at": None,
+    }
+
+
+def _mask_email(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _mask_phone(number: str) -> str:
+    return f"{number[:5]}***{number[-4:]}"
+
+
+def _first_factors(user: UserRecord) -> list[Json]:
+    factors: list[Json] = [
+        {
+            "strategy": "email_code",
+            "safe_identifier": _mask_email(email.address),
+            "email_address_id": email.id,
+            "primary": index == 0,
+        }
+        for index, email in enumerate(user.email_addresses)
+    ]
+    factors += [
+        {
+            "strategy": "phone_code",
+            "safe_identifier": _mask_phone(phone.number),
+            "phone_number_id": phone.id,
+            "primary": index == 0,
+        }
+        for index, phone in enumerate(user.phone_numbers)
+    ]
+    if user.password is not None:
+        factors.append({"strategy": "password"})
+    return factors
+
+
+def _second_factors(user: UserRecord) -> list[Json]:
+    factors: list[Json] = [
+        {
+            "strategy": "phone_code",
+            "safe_identifier": _mask_phone(phone.number),
+            "phone_number_id": phone.id,
+            "default": True,
+        }
+        for phone in user.phone_numbers
+        if phone.second_factor
+    ]
+    factors += [
+        {"strategy": s} for s in ("totp", "backup_code") if s in user.second_factor_strategies
+    ]
+    return factors
+
+
+def _verification_of(status: str, strategy: str) -> Json:
+    return {
+        "object": "verification_otp",
+        "status": status,
+        "strategy": strategy,
+        "attempts": 1,
+        "expire_at": 0,
+    }
+
+
+def _render_email(email: EmailRecord, created: int) -> Json:
+    return {
+        "id": email.id,
+        "object": "email_address",
+        "email_address": email.address,
+        "reserved": False,
+        "verification": _verification_of("verified", "email_code"),
+        "linked_to": [],
+        "matches_sso_connection": False,
+        "created_at": created,
+        "updated_at": created,
+    }
+
+
+def _render_phone(phone: PhoneRecord, created: int) -> Json:
+    return {
+        "id": phone.id,
+        "object": "phone_number",
+        "phone_number": phone.number,
+        "reserved_for_second_factor": phone.second_factor,
+        "default_second_factor": phone.second_factor,
+        "reserved": False,
+        "verification": _verification_of("verified", "phone_code"),
+        "linked_to": [],
+        "backup_codes": None,
+        "created_at": created,
+        "updated_at": created,
+    }
