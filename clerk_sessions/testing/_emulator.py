@@ -145,6 +145,8 @@ class FrontendAPIEmulator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._trace_ids = 0
+        self._exchange_hook: Callable[[web.Request, bytes, web.Response], None] | None = None
+        """Sees each complete JSON exchange, raw (secrets included): for conformance tests."""
         self.requests: list[RecordedRequest] = []
         """Every request answered so far, oldest first."""
         self._routes = self._build_routes()
@@ -489,9 +491,12 @@ class FrontendAPIEmulator:
         payload = orjson.dumps(answer)
         if fault is not None and fault.truncate:
             return await _truncated(request, status, payload, out_headers)
-        return web.Response(
+        response = web.Response(
             status=status, body=payload, content_type="application/json", headers=out_headers
         )
+        if self._exchange_hook is not None:
+            self._exchange_hook(request, body, response)
+        return response
 
     def _fault_answer(self, fault: Fault) -> None:
         if fault.status is None:
