@@ -158,7 +158,8 @@ class FrontendAPIEmulator:
             raise RuntimeError("this emulator is already running")
         app = web.Application(client_max_size=1024**2)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # A short shutdown_timeout: stopping must not wait for delayed (fault-injected) answers.
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
@@ -170,6 +171,15 @@ class FrontendAPIEmulator:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    async def _stop_and_drain(self) -> None:
+        """Stop, then cancel what is still running here (handlers held up by a ``delay``)."""
+        await self.stop()
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     async def __aenter__(self) -> FrontendAPIEmulator:
         await self.start()
@@ -208,7 +218,7 @@ class FrontendAPIEmulator:
         if loop is None or thread is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result()
+            asyncio.run_coroutine_threadsafe(self._stop_and_drain(), loop).result()
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
