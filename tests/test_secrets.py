@@ -353,7 +353,9 @@ async def test_a_malformed_response_header_keeps_the_canaries_out(
         ) as clerk:
             error = await raises(clerk.get_session("sess_1"))
 
-    assert type(error) is APIConnectionError
+    # aiohttp's C and pure-Python parsers (the latter under -X dev) differ on a control
+    # character in a header value: a refused response or an empty body. No canary either way.
+    assert type(error) in (APIConnectionError, ResponseValidationError)
     check_logs(logs)
     check_error(error)
 
