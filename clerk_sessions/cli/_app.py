@@ -1,0 +1,60 @@
+"""Parse, dispatch, and turn every failure into a message and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+
+from clerk_sessions._logging import logger
+
+from ._commands import COMMANDS
+from ._exit import UsageError, exit_code_for
+from ._output import Output
+from ._parser import build_parser, check_combinations
+from ._settings import Settings
+
+
+def run(argv: list[str] | None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    out = Output(json_mode="--json" in arguments)  # until the arguments are known
+    try:
+        args = parser.parse_args(arguments)
+        check_combinations(args)
+        settings = Settings.from_args(args)
+    except SystemExit as exit:  # --help and --version
+        return exit.code if isinstance(exit.code, int) else 0
+    except UsageError as error:
+        out.error(error, usage=error.usage)
+        return exit_code_for(error)
+    out = Output(json_mode=settings.json, secrets=settings.secrets)
+    with _sdk_debug_logging(settings.debug):
+        try:
+            return COMMANDS[args.action](args, settings, out)
+        except (Exception, KeyboardInterrupt) as error:
+            if settings.debug:
+                traceback.print_exception(error, file=sys.stderr)
+            out.error(error)
+            return exit_code_for(error)
+
+
+@contextlib.contextmanager
+def _sdk_debug_logging(enabled: bool) -> Iterator[None]:
+    """--debug: the SDK's log lines on stderr for this run only. They hold only safe fields
+    (operation, status, timing, trace id), never credentials."""
+    if not enabled:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(name)s %(levelname)s] %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -1,0 +1,131 @@
+"""Global options resolved against the environment, and where a rotated client token goes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from clerk_sessions._client import AsyncClerkSessions
+from clerk_sessions._constants import ENV_CLIENT_TOKEN, ENV_FRONTEND_API_URL, ENV_PUBLISHABLE_KEY
+from clerk_sessions._errors import ConfigurationError
+
+from ._exit import UsageError
+from ._output import Output
+
+
+@attrs.frozen
+class Settings:
+    publishable_key: str | None = None
+    frontend_api_url: str | None = None
+    client_token: str | None = attrs.field(default=None, repr=False)
+    client_token_file: Path | None = None
+    json: bool = False
+    debug: bool = False
+    timeout: float | None = None
+    max_retries: int | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        # Global options default to "absent" (argparse.SUPPRESS): getattr supplies the default.
+        client_token = getattr(args, "client_token", None)
+        token_file = getattr(args, "client_token_file", None)
+        if client_token is not None and token_file is not None:
+            raise UsageError("give either --client-token or --client-token-file, not both")
+        return cls(
+            publishable_key=getattr(args, "publishable_key", None),
+            frontend_api_url=getattr(args, "frontend_api_url", None),
+            client_token=client_token,
+            client_token_file=None if token_file is None else Path(token_file),
+            json=getattr(args, "json", False),
+            debug=getattr(args, "debug", False),
+            timeout=getattr(args, "timeout", None),
+            max_retries=getattr(args, "max_retries", None),
+        )
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Values never to print: every client token this process may know."""
+        return (self.client_token, os.environ.get(ENV_CLIENT_TOKEN))
+
+    def resolve_client_token(self) -> str:
+        if self.client_token_file is not None:
+            try:
+                return self.client_token_file.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise UsageError(
+                    f"cannot read the client token file {self.client_token_file}: "
+                    f"{error.strerror or error}"
+                ) from None
+        token = self.client_token or os.environ.get(ENV_CLIENT_TOKEN)
+        if not token:
+            raise ConfigurationError(
+                f"No client token: set {ENV_CLIENT_TOKEN}, or pass --client-token-file FILE "
+                "(the native client token of a signed-in device)."
+            )
+        return token
+
+    def client(self, out: Output) -> AsyncClerkSessions:
+        """The SDK client these options describe; a rotated token is handled by TokenStore."""
+        if not (
+            self.publishable_key
+            or self.frontend_api_url
+            or os.environ.get(ENV_PUBLISHABLE_KEY)
+            or os.environ.get(ENV_FRONTEND_API_URL)
+        ):
+            raise ConfigurationError(
+                f"No Frontend API to talk to: pass --publishable-key (or set "
+                f"{ENV_PUBLISHABLE_KEY}), or --frontend-api-url for a proxy or the local emulator "
+                "(python -m clerk_sessions.testing). To try things without an account: "
+                "clerk-sessions demo"
+            )
+        options: dict[str, Any] = {}
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        if self.max_retries is not None:
+            options["max_retries"] = self.max_retries
+        return AsyncClerkSessions(
+            publishable_key=self.publishable_key,
+            frontend_api_url=self.frontend_api_url,
+            client_token=self.resolve_client_token(),
+            on_client_token=TokenStore(self.client_token_file, out).save,
+            **options,
+        )
+
+
+class TokenStore:
+    """Follows Clerk's client-token rotation: rewrites --client-token-file, or warns.
+
+    Never prints the token: a person needs to know that the stored one went stale, not its value.
+    """
+
+    def __init__(self, path: Path | None, out: Output) -> None:
+        self._path = path
+        self._out = out
+
+    def save(self, token: str | None) -> None:
+        what = "rotated" if token else "cleared (the client was signed out)"
+        if self._path is None:
+            self._out.warn(
+                f"Clerk {what} the client token; the one you passed is no longer current. "
+                "Use --client-token-file FILE to have it saved automatically."
+            )
+            return
+        _write_private(self._path, token or "")
+        self._out.warn(f"Clerk {what} the client token; saved to {self._path}.")
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Atomic and owner-only: a crash never leaves half a token, other users never read it.
+    fd, temporary = tempfile.mkstemp(prefix=".clerk-token-", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

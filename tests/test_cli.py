@@ -1,0 +1,638 @@
+"""The ``clerk-sessions`` command line, against the local Frontend API emulator.
+
+Most tests run ``main([...])`` in-process and read what it printed; a few start real processes
+to prove the entry points. Every in-process run also checks the canary: the device's client
+token never appears in anything the command prints.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jwt
+import orjson
+import pytest
+
+from clerk_sessions.cli import (
+    EXIT_API_ERROR,
+    EXIT_NETWORK_ERROR,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    main,
+)
+from clerk_sessions.testing import FrontendAPIEmulator, SignedIn, UserRecord
+
+TEST_CODE = "424242"
+
+
+@attrs.frozen
+class World:
+    fapi: FrontendAPIEmulator
+    user: UserRecord
+    device: SignedIn
+    org_id: str
+
+
+@attrs.frozen
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.out)
+
+    @property
+    def lines(self) -> list[Any]:
+        return [orjson.loads(line) for line in self.out.splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _plain_wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain text, wide enough that no table wraps an id: assertions read values, not layout."""
+    monkeypatch.setenv("COLUMNS", "200")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with FrontendAPIEmulator() as fapi:
+        user = fapi.create_user(
+            first_name="Jane",
+            email="jane+clerk_test@example.com",
+            phone="+12015550100",
+            password="correct-horse",
+            second_factors=("phone_code",),
+        )
+        org = fapi.create_organization("Acme", slug="acme", members={user.id: "org:admin"})
+        fapi.create_jwt_template("supabase", claims={"role": "authenticated"})
+        yield World(fapi, user, fapi.sign_in(user), org.id)
+
+
+@pytest.fixture
+def cli(world: World, capsys: pytest.CaptureFixture[str]) -> Any:
+    """``cli("get", sid)``: run the command line against the emulator as ``world.device``."""
+
+    def run(*args: str, configured: bool = True) -> Run:
+        options = [
+            "--frontend-api-url",
+            world.fapi.url,
+            "--client-token",
+            world.device.client_token,
+        ]
+        code = main([*(options if configured else []), *args])
+        captured = capsys.readouterr()
+        assert world.device.client_token not in captured.out + captured.err  # the canary
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def verify(fapi: FrontendAPIEmulator, token: str) -> dict[str, Any]:
+    """Check a session token exactly as a backend would, with the emulator's JWKS."""
+    keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(fapi.jwks()).keys}
+    key = keys[jwt.get_unverified_header(token)["kid"]]
+    claims: dict[str, Any] = jwt.decode(
+        token, key, algorithms=["RS256"], issuer=fapi.url, options={"verify_aud": False}
+    )
+    return claims
+
+
+# --- help, parsing, usage errors -------------------------------------------------------------
+
+
+def test_help_lists_commands_configuration_and_exit_codes(cli: Any) -> None:
+    result = cli("--help", configured=False)
+    assert result.code == EXIT_OK
+    for text in ("get", "touch", "remove-all", "token", "refresh", "verify", "demo"):
+        assert text in result.out
+    for text in ("CLERK_PUBLISHABLE_KEY", "CLERK_CLIENT_TOKEN", "--client-token-file"):
+        assert text in result.out
+    assert "exit codes" in result.out
+    for code in (EXIT_USAGE, EXIT_API_ERROR, EXIT_NETWORK_ERROR):
+        assert f"\n  {code}  " in result.out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["bogus"],
+        ["get"],
+        ["get", "  "],
+        ["--timeout", "0", "get", "sess_1"],
+        ["--max-retries", "-1", "get", "sess_1"],
+        ["refresh", "--concurrency", "0"],
+        ["touch", "sess_1", "--org", "acme", "--personal"],
+        ["token", "sess_1", "--template", "supabase", "--org", "acme"],
+        ["verify", "start", "sess_1", "--level", "third_factor"],
+        [
+            "verify",
+            "attempt-first",
+            "sess_1",
+            "--strategy",
+            "email_code",
+            "--code",
+            "1",
+            "--password-stdin",
+        ],
+    ],
+)
+def test_usage_errors_exit_2_with_usage_and_no_traceback(cli: Any, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.code == EXIT_USAGE
+    assert "error:" in result.err
+    assert "Traceback" not in result.err
+    assert result.out == ""
+
+
+def test_usage_error_under_json_is_also_json_on_stdout(cli: Any) -> None:
+    result = cli("--json", "bogus")
+    assert result.code == EXIT_USAGE
+    assert result.json["error"]["type"] == "UsageError"
+    assert "bogus" in result.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["get", "sess_1"], "No Frontend API"),
+        (["--frontend-api-url", "http://127.0.0.1:9", "get", "sess_1"], "No client token"),
+        (["--publishable-key", "sk_test_abc", "--client-token", "t", "get", "s"], "secret key"),
+        (["--client-token", "t", "--client-token-file", "f", "get", "s"], "not both"),
+        (
+            [
+                "--frontend-api-url",
+                "http://127.0.0.1:9",
+                "--client-token-file",
+                "/nope",
+                "get",
+                "s",
+            ],
+            "cannot read",
+        ),
+    ],
+)
+def test_configuration_errors_exit_2(cli: Any, args: list[str], message: str) -> None:
+    result = cli(*args, configured=False)
+    assert result.code == EXIT_USAGE
+    assert message in result.err
+
+
+def test_global_options_work_after_the_command(world: World, cli: Any) -> None:
+    result = cli(
+        "get",
+        world.device.session_id,
+        "--json",
+        "--frontend-api-url",
+        world.fapi.url,
+        "--client-token",
+        world.device.client_token,
+        configured=False,
+    )
+    assert result.code == EXIT_OK
+    assert result.json["response"]["id"] == world.device.session_id
+
+
+def test_configuration_from_the_environment(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_PUBLISHABLE_KEY", world.fapi.publishable_key)
+    monkeypatch.setenv("CLERK_CLIENT_TOKEN", world.device.client_token)
+    result = cli("--json", "get", world.device.session_id, configured=False)
+    assert result.code == EXIT_OK
+    assert result.json["response"]["status"] == "active"
+
+
+def test_without_rich_a_one_line_install_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich", None)  # makes ``import rich`` fail
+    assert main(["demo"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "clerk-sessions[cli]" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# --- the session commands --------------------------------------------------------------------
+
+
+def test_get_prints_the_session_and_its_client(world: World, cli: Any) -> None:
+    result = cli("get", world.device.session_id)
+    assert result.code == EXIT_OK
+    for text in (world.device.session_id, "active", "Jane", world.device.client_id):
+        assert text in result.out
+
+
+def test_get_json_is_the_envelope_with_jwts_masked(world: World, cli: Any) -> None:
+    result = cli("--json", "get", world.device.session_id)
+    assert result.code == EXIT_OK
+    data = result.json
+    assert data["response"]["object"] == "session"
+    assert data["response"]["user"]["id"] == world.user.id
+    assert [s["id"] for s in data["client"]["sessions"]] == [world.device.session_id]
+    # The piggybacked session JWT is not printed: `token` is the command that prints JWTs.
+    assert data["response"]["last_active_token"]["jwt"] == "[redacted]"
+    assert "eyJ" not in result.out
+
+
+def test_touch_switches_organization_by_slug_and_back(world: World, cli: Any) -> None:
+    sid = world.device.session_id
+    assert (
+        cli("--json", "touch", sid, "--org", "acme").json["response"]["last_active_organization_id"]
+        == world.org_id
+    )
+    plain = cli("touch", sid, "--org", "acme")
+    assert f"{world.org_id} (acme)" in plain.out
+    assert (
+        cli("--json", "touch", sid, "--personal").json["response"]["last_active_organization_id"]
+        is None
+    )
+
+
+def test_touch_with_focus_intent_has_no_client(world: World, cli: Any) -> None:
+    result = cli("--json", "touch", world.device.session_id, "--intent", "focus")
+    assert result.code == EXIT_OK
+    assert result.json["client"] is None
+
+
+def test_token_prints_only_the_jwt(world: World, cli: Any) -> None:
+    result = cli("token", world.device.session_id)
+    assert result.code == EXIT_OK
+    assert result.out.count("\n") == 1
+    claims = verify(world.fapi, result.out.strip())
+    assert claims["sid"] == world.device.session_id
+    assert claims["sub"] == world.user.id
+
+
+def test_token_json_has_the_jwt_and_its_claims(world: World, cli: Any) -> None:
+    sid = world.device.session_id
+    with_org = cli("--json", "token", sid, "--org", "acme").json
+    assert set(with_org) == {"jwt", "claims"}
+    assert with_org["claims"] == verify(world.fapi, with_org["jwt"])
+    assert with_org["claims"]["o"]["slg"] == "acme"
+    assert "o" not in cli("--json", "token", sid, "--personal").json["claims"]
+
+
+def test_token_with_a_template(world: World, cli: Any) -> None:
+    result = cli("--json", "token", world.device.session_id, "--template", "supabase")
+    assert result.code == EXIT_OK
+    assert result.json["claims"]["role"] == "authenticated"
+
+
+def test_token_decode_shows_header_and_claims(world: World, cli: Any) -> None:
+    result = cli("token", world.device.session_id, "--decode")
+    assert result.code == EXIT_OK
+    for text in ("RS256", "sid", world.device.session_id, "fva", "session status"):
+        assert text in result.out
+    assert "eyJ" not in result.out
+
+
+def test_end_then_remove_then_remove_all(world: World, cli: Any) -> None:
+    other = world.fapi.sign_in(world.fapi.create_user(first_name="Ravi"), device=world.device)
+    ended = cli("--json", "end", other.session_id).json
+    assert ended["response"]["status"] == "ended"
+    assert other.session_id in [s["id"] for s in ended["client"]["sessions"]]
+    removed = cli("--json", "remove", other.session_id).json
+    assert removed["response"]["status"] == "removed"
+    assert other.session_id not in [s["id"] for s in removed["client"]["sessions"]]
+    result = cli("remove-all")
+    assert result.code == EXIT_OK
+    assert "(no sessions)" in result.out
+    assert world.device.client_id in result.out
+    assert world.fapi.session(world.device.session_id).status == "removed"
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+def test_verify_multi_factor_flow(world: World, cli: Any) -> None:
+    sid = world.device.session_id
+    email_id = world.user.primary_email_address_id
+    assert email_id is not None
+    steps = [
+        (["start", sid, "--level", "multi_factor"], "needs_first_factor"),
+        (
+            ["prepare-first", sid, "--strategy", "email_code", "--email-address-id", email_id],
+            "needs_first_factor",
+        ),
+        (
+            ["attempt-first", sid, "--strategy", "email_code", "--code", TEST_CODE],
+            "needs_second_factor",
+        ),
+        (["prepare-second", sid, "--strategy", "phone_code"], "needs_second_factor"),
+        (["attempt-second", sid, "--strategy", "phone_code", "--code", TEST_CODE], "complete"),
+    ]
+    for args, status in steps:
+        result = cli("--json", "verify", *args)
+        assert result.code == EXIT_OK, result.err
+        assert result.json["response"]["status"] == status
+    plain = cli("verify", "start", sid, "--level", "first_factor")
+    assert "needs_first_factor" in plain.out
+    assert "email_code" in plain.out
+
+
+def test_verify_password_is_read_from_stdin(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = world.device.session_id
+    assert cli("verify", "start", sid, "--level", "first_factor").code == EXIT_OK
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct-horse\n"))
+    result = cli(
+        "--json", "verify", "attempt-first", sid, "--strategy", "password", "--password-stdin"
+    )
+    assert result.code == EXIT_OK
+    assert result.json["response"]["status"] == "complete"
+    assert "correct-horse" not in result.out + result.err
+
+
+def test_verify_password_needs_stdin_or_a_prompt(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct-horse\n"))  # not a terminal
+    result = cli("verify", "attempt-first", world.device.session_id, "--strategy", "password")
+    assert result.code == EXIT_USAGE
+    assert "--password-stdin" in result.err
+    assert not world.fapi.requests  # refused before any request
+
+
+def test_verify_wrong_code_is_an_api_error(world: World, cli: Any) -> None:
+    sid = world.device.session_id
+    cli("verify", "start", sid, "--level", "first_factor")
+    cli("verify", "prepare-first", sid, "--strategy", "email_code")
+    result = cli("verify", "attempt-first", sid, "--strategy", "email_code", "--code", "000000")
+    assert result.code == EXIT_API_ERROR
+    assert "form_code_incorrect" in result.err
+    assert "422" in result.err
+
+
+# --- refresh ---------------------------------------------------------------------------------
+
+
+def test_refresh_reads_stdin_and_writes_json_lines(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = world.device.session_id
+    stdin = f"# sessions to refresh\n{sid}\n\n   \nsess_unknown\n{sid}  # again\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    result = cli("refresh", "--concurrency", "2")
+    assert result.code == EXIT_API_ERROR  # one of three failed
+    lines = sorted(result.lines, key=lambda line: line["ok"])
+    assert [line["session_id"] for line in lines] == ["sess_unknown", sid, sid]
+    failed = lines[0]
+    assert failed["ok"] is False
+    assert failed["error"]["code"] == "resource_not_found"
+    assert failed["error"]["status"] == 404
+    assert failed["error"]["clerk_trace_id"]
+    for line in lines[1:]:
+        assert verify(world.fapi, line["jwt"])["sid"] == sid
+    assert "refreshed 2 of 3 tokens" in result.err
+    assert "NotFoundError" in result.err
+
+
+def test_refresh_reads_a_file_with_a_template(world: World, cli: Any, tmp_path: Path) -> None:
+    second = world.fapi.sign_in(world.user, device=world.device)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{world.device.session_id}\n{second.session_id}\n" * 50)
+    result = cli("refresh", str(ids), "--template", "supabase")
+    assert result.code == EXIT_OK
+    assert len(result.lines) == 100
+    assert all(verify(world.fapi, line["jwt"])["role"] == "authenticated" for line in result.lines)
+    assert "refreshed 100 of 100 tokens" in result.err
+
+
+def test_refresh_of_nothing_succeeds(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("# nothing here\n\n"))
+    result = cli("refresh")
+    assert result.code == EXIT_OK
+    assert result.out == ""
+
+
+def test_refresh_of_a_missing_file_is_a_usage_error(cli: Any, tmp_path: Path) -> None:
+    result = cli("refresh", str(tmp_path / "missing.txt"))
+    assert result.code == EXIT_USAGE
+    assert "cannot read" in result.err
+
+
+def test_refresh_only_network_failures_exit_4(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sess_1\nsess_2\n"))
+    url = f"http://127.0.0.1:{unused_tcp_port}"
+    result = cli("--frontend-api-url", url, "--max-retries", "0", "refresh")
+    assert result.code == EXIT_NETWORK_ERROR
+    assert {line["error"]["type"] for line in result.lines} == {"APIConnectionError"}
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_api_error_shows_code_status_and_trace_id_without_traceback(cli: Any) -> None:
+    result = cli("get", "sess_unknown")
+    assert result.code == EXIT_API_ERROR
+    assert result.out == ""
+    assert "error: No session was found" in result.err
+    assert "code: resource_not_found" in result.err
+    assert "status: 404" in result.err
+    assert "clerk_trace_id: emu_" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_api_error_under_json(cli: Any) -> None:
+    result = cli("--json", "end", "sess_unknown")
+    assert result.code == EXIT_API_ERROR
+    error = result.json["error"]
+    assert error["type"] == "NotFoundError"
+    assert error["code"] == "resource_not_found"
+    assert error["status"] == 404
+    assert error["clerk_trace_id"].startswith("emu_")
+
+
+def test_debug_shows_the_traceback(cli: Any) -> None:
+    result = cli("--debug", "get", "sess_unknown")
+    assert result.code == EXIT_API_ERROR
+    assert "Traceback" in result.err
+    assert "NotFoundError" in result.err
+
+
+def test_network_error_exits_4(cli: Any, unused_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}"
+    result = cli("--json", "--frontend-api-url", url, "--max-retries", "0", "get", "sess_1")
+    assert result.code == EXIT_NETWORK_ERROR
+    assert result.json["error"]["type"] == "APIConnectionError"
+    assert "Traceback" not in result.err
+
+
+def test_invalid_response_exits_1(world: World, cli: Any) -> None:
+    world.fapi.fail("*", 200, html=True)  # a proxy's HTML page where JSON belongs
+    result = cli("get", world.device.session_id)
+    assert result.code == EXIT_UNEXPECTED
+    assert "ResponseValidationError" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_the_client_token_is_never_printed(world: World, cli: Any) -> None:
+    """The ``cli`` fixture asserts it after every run; these are the runs most likely to leak:
+    errors, tracebacks, JSON, and an unrecognised argument that is the token itself."""
+    token = world.device.client_token
+    sid = world.device.session_id
+    cli("--debug", "--json", "get", "sess_unknown")
+    cli("--debug", "get", sid)
+    cli("get", sid, "--bogus", token)
+    cli("--json", "token", sid, "--template", "missing")
+    world.fapi.fail("*", 500, times=None)
+    cli("--debug", "--json", "--max-retries", "0", "get", sid)
+
+
+# --- client token rotation -------------------------------------------------------------------
+
+
+def test_rotated_client_token_is_written_back_to_the_file(
+    world: World, cli: Any, tmp_path: Path
+) -> None:
+    world.fapi.rotate_client_tokens = True
+    token_file = tmp_path / "client-token"
+    token_file.write_text(world.device.client_token + "\n")
+    result = cli(
+        "--frontend-api-url",
+        world.fapi.url,
+        "--client-token-file",
+        str(token_file),
+        "get",
+        world.device.session_id,
+        configured=False,
+    )
+    assert result.code == EXIT_OK
+    rotated = token_file.read_text().strip()
+    assert rotated not in ("", world.device.client_token)
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert "rotated" in result.err
+    assert rotated not in result.out + result.err
+    world.fapi.reject_stale_client_tokens = True  # the saved token is the one that works now
+    again = cli(
+        "--frontend-api-url",
+        world.fapi.url,
+        "--client-token-file",
+        str(token_file),
+        "get",
+        world.device.session_id,
+        configured=False,
+    )
+    assert again.code == EXIT_OK
+
+
+def test_rotated_client_token_without_a_file_is_a_warning(world: World, cli: Any) -> None:
+    world.fapi.rotate_client_tokens = True
+    result = cli("--json", "get", world.device.session_id)
+    assert result.code == EXIT_OK
+    assert "warning: Clerk rotated the client token" in result.err
+    assert "--client-token-file" in result.err
+    assert result.json["response"]["id"] == world.device.session_id
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == EXIT_OK
+    out = capsys.readouterr().out
+    for section in (
+        "Sign in",
+        "Get a session",
+        "Touch: switch to an organization by slug",
+        "Mint a session token",
+        "verified with the JWKS",
+        "Mint a token with a JWT template",
+        "Batch refresh: 3,000 tokens",
+        "3,000 tokens minted and their signatures verified",
+        "Multi-factor reverification",
+        "complete",
+        "to [0, 0]",
+        "End a session",
+        "Remove a session",
+        "Remove every session of a client",
+        "12 of 12 operations exercised",
+    ):
+        assert section in out
+    assert "\x1b[" not in out  # plain text when not a terminal
+    assert "Traceback" not in out
+
+
+def test_demo_json_summary_on_stdout_tour_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--tokens", "50"]) == EXIT_OK
+    captured = capsys.readouterr()
+    summary = orjson.loads(captured.out)
+    assert summary["ok"] is True
+    assert len(summary["operations"]) == 12
+    assert all(calls > 0 for calls in summary["operations"].values())
+    assert summary["batch"]["ok"] == 50
+    assert "Batch refresh" in captured.err
+
+
+# --- entry points as real processes ----------------------------------------------------------
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLERK_")}
+    return {**env, "COLUMNS": "200", **extra}
+
+
+def test_python_dash_m_runs_the_command_line(world: World) -> None:
+    env = _environment(
+        CLERK_FRONTEND_API_URL=world.fapi.url, CLERK_CLIENT_TOKEN=world.device.client_token
+    )
+    token = subprocess.run(
+        [sys.executable, "-m", "clerk_sessions", "token", world.device.session_id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert token.returncode == EXIT_OK, token.stderr
+    assert verify(world.fapi, token.stdout.strip())["sid"] == world.device.session_id
+    missing = subprocess.run(
+        [sys.executable, "-m", "clerk_sessions", "get", "sess_unknown"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == EXIT_API_ERROR
+    assert "resource_not_found" in missing.stderr
+    assert world.device.client_token not in missing.stdout + missing.stderr
+
+
+def test_console_script(world: World) -> None:
+    script = Path(sys.executable).with_name("clerk-sessions")
+    if not script.exists():
+        pytest.skip("the clerk-sessions console script is not installed in this environment")
+    result = subprocess.run(
+        [str(script), "--json", "get", world.device.session_id],
+        capture_output=True,
+        text=True,
+        env=_environment(
+            CLERK_PUBLISHABLE_KEY=world.fapi.publishable_key,
+            CLERK_CLIENT_TOKEN=world.device.client_token,
+        ),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == EXIT_OK, result.stderr
+    assert orjson.loads(result.stdout)["response"]["id"] == world.device.session_id
+    usage = subprocess.run(
+        [str(script), "get"], capture_output=True, text=True, env=_environment(), check=False
+    )
+    assert usage.returncode == EXIT_USAGE
