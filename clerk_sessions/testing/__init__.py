@@ -10,7 +10,7 @@ Install with ``pip install "clerk-sessions[testing]"``. ::
             token = await clerk.create_session_token(device.session_id)
 
 With pytest, the fixtures ``clerk_emulator``, ``clerk_device``, ``clerk_client`` (async) and
-``clerk_sync_client`` come from this package's plugin (see ``pytest_plugin``).
+``clerk_sync_client`` come from the package's pytest plugin (``clerk_sessions.pytest_plugin``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ._emulator import FrontendAPIEmulator, RecordedRequest, SignedIn
 from ._faults import Fault
 from ._world import (
+    STALE_CLIENT_TOKEN_GRACE,
     TEST_CODE,
     Clock,
     OrganizationRecord,
@@ -34,6 +35,7 @@ from ._world import (
 )
 
 __all__ = [
+    "STALE_CLIENT_TOKEN_GRACE",
     "TEST_CODE",
     "Clock",
     "Fault",

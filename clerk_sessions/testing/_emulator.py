@@ -145,6 +145,7 @@ class FrontendAPIEmulator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._trace_ids = 0
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self._exchange_hook: Callable[[web.Request, bytes, web.Response], None] | None = None
         """Sees each complete JSON exchange, raw (secrets included): for conformance tests."""
         self.requests: list[RecordedRequest] = []
@@ -159,7 +160,13 @@ class FrontendAPIEmulator:
         app = web.Application(client_max_size=1024**2)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # A short shutdown_timeout: stopping must not wait for delayed (fault-injected) answers.
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=0.5,
+            handler_cancellation=True,  # a client that gave up cancels its delayed answer
+        )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
@@ -169,8 +176,14 @@ class FrontendAPIEmulator:
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        if runner is None:
+            return
+        # Answers held up by a delay fault must not outlive the emulator (and change state).
+        in_flight = list(self._in_flight)
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        await runner.cleanup()
 
     async def _stop_and_drain(self) -> None:
         """Stop, then cancel what is still running here (handlers held up by a ``delay``)."""
@@ -293,7 +306,10 @@ class FrontendAPIEmulator:
     def add_member(self, organization_id: str, user_id: str, role: str = "org:member") -> None:
         with self._world.lock:
             self._world.user(user_id)
-            self._world.organizations[organization_id].members[user_id] = role
+            org = self._world.organizations.get(organization_id)
+            if org is None:
+                raise ValueError(f"no organization {organization_id!r} in this emulator")
+            org.members[user_id] = role
 
     def create_jwt_template(
         self, name: str, claims: Mapping[str, Any], *, lifetime: int = 60
@@ -321,7 +337,7 @@ class FrontendAPIEmulator:
                 client, token = self._world.new_client()
             else:
                 client = self._world.clients[device.client_id]
-                token = device.client_token
+                token = client.current_token  # the device's token may have rotated since
             session = self._world.sign_in(record, client, active_organization_id)
             return SignedIn(token, client.id, session.id, record.id)
 
@@ -383,7 +399,7 @@ class FrontendAPIEmulator:
         )
 
     def rate_limit(
-        self, route: str, *, retry_after: float = 1, times: int | None = 1, probability: float = 1.0
+        self, route: str, *, retry_after: int = 1, times: int | None = 1, probability: float = 1.0
     ) -> Fault:
         """Answer 429 ``too_many_requests`` with ``Retry-After``."""
         return self.inject(Fault(route, times, probability, status=429, retry_after=retry_after))
@@ -445,6 +461,15 @@ class FrontendAPIEmulator:
         return f"emu_{self._trace_ids:08x}{self._world.rng.getrandbits(32):08x}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            return await self._answer(request)
+        finally:
+            self._in_flight.discard(task)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         method = request.method
         if method == "POST" and "_method" in request.query:  # clerk-js's method override (§2)
@@ -461,9 +486,13 @@ class FrontendAPIEmulator:
         }
         with self._world.lock:
             fault = self._faults.pick(method, path)
-        if fault is not None and fault.latency:
-            await asyncio.sleep(fault.latency)
         auth = _Auth()
+        if fault is not None and fault.latency:
+            try:
+                await asyncio.sleep(fault.latency)
+            except asyncio.CancelledError:  # the client gave up, or the emulator stops
+                self._record(log, None, 0, auth, fault)
+                raise
         operation: str | None = None
         try:
             if fault is not None:
@@ -485,7 +514,9 @@ class FrontendAPIEmulator:
             status, answer, out_headers = shortcut.status, shortcut.body, shortcut.headers
         except FapiError as error:
             status, answer, out_headers = error.status, error.body(self._trace_id()), {}
-        if self.rotate_client_tokens and auth.client is not None and auth.issued_token is None:
+        truncated = fault is not None and fault.truncate
+        rotate = self.rotate_client_tokens and not truncated  # a cut answer's header is lost
+        if rotate and auth.client is not None and auth.issued_token is None:
             with self._world.lock:  # any answer to an authenticated request may rotate (§3)
                 auth.issued_token = self._world.issue_client_token(auth.client)
         if auth.issued_token is not None:
@@ -499,7 +530,7 @@ class FrontendAPIEmulator:
                 headers=out_headers,
             )
         payload = orjson.dumps(answer)
-        if fault is not None and fault.truncate:
+        if truncated:
             return await _truncated(request, status, payload, out_headers)
         response = web.Response(
             status=status, body=payload, content_type="application/json", headers=out_headers
@@ -515,7 +546,7 @@ class FrontendAPIEmulator:
         message = fault.message or f"Injected failure: HTTP {fault.status} {code}."
         headers = {}
         if fault.retry_after is not None:
-            headers["Retry-After"] = f"{fault.retry_after:g}"
+            headers["Retry-After"] = str(fault.retry_after)
         raise _Answer(
             fault.status, FapiError(fault.status, code, message).body(self._trace_id()), headers
         )
@@ -644,15 +675,7 @@ class _Auth:
         token = (header or "").strip().removeprefix("Bearer").strip()
         if not token:
             return
-        client, generation = world.client_for_token(token)
-        if reject_stale and generation != client.token_generation:
-            raise FapiError(
-                401,
-                "authentication_invalid",
-                "Invalid authentication",
-                "This client token was rotated: use the one from the last response.",
-            )
-        self.client, self.generation = client, generation
+        self.client, self.generation = world.client_for_token(token, reject_stale=reject_stale)
 
 
 def _validated_form(

@@ -45,7 +45,8 @@ class Fault:
     status: int | None = None
     code: str | None = None
     message: str | None = None
-    retry_after: float | None = None
+    retry_after: int | None = None
+    """Whole seconds, as Clerk sends it (clerk-js reads integers only)."""
     html: bool = False
     drop: bool = False
     truncate: bool = False
@@ -59,6 +60,10 @@ class Fault:
             raise ValueError(
                 f"times must be at least 1 (or None for every request), got {self.times}"
             )
+        if self.retry_after is not None and (
+            not isinstance(self.retry_after, int) or self.retry_after < 0
+        ):
+            raise ValueError(f"retry_after is whole seconds >= 0, got {self.retry_after!r}")
         if self.latency < 0:
             raise ValueError(f"latency must not be negative, got {self.latency}")
         if sum((self.status is not None, self.drop, self.truncate)) > 1:

@@ -33,6 +33,8 @@ SESSION_ABANDON_AFTER = 30 * 86_400
 CODE_LIFETIME = 600
 """A one-time code expires after 10 minutes."""
 MAX_CODE_ATTEMPTS = 3
+STALE_CLIENT_TOKEN_GRACE = 10.0
+"""Seconds a rotated-away client token still works: requests already in flight carry it."""
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -246,6 +248,9 @@ class ClientRecord:
     updated_at: float
     token_generation: int = 0
     """How many times the client token was (re)issued; the request log names it."""
+    current_token: str = attrs.field(default="", repr=False)
+    superseded_at: dict[int, float] = attrs.Factory(dict)
+    """Token generation → when a newer token replaced it."""
 
 
 @attrs.frozen
@@ -358,6 +363,9 @@ class World:
 
     def issue_client_token(self, client: ClientRecord) -> str:
         """A new client JWT for ``client`` (sign-in, ``POST /v1/client``, rotation)."""
+        now = self.clock.now()
+        if client.token_generation:
+            client.superseded_at[client.token_generation] = now
         client.token_generation += 1
         token = self.signer.sign(
             {
@@ -367,13 +375,16 @@ class World:
             }
         )
         self.client_tokens[token] = (client.id, client.token_generation)
+        client.current_token = token
         return token
 
     def sign_in(
         self, user: UserRecord, client: ClientRecord, active_organization_id: str | None
     ) -> SessionRecord:
-        if active_organization_id is not None:
-            self._membership(user, active_organization_id, status=ValueError)
+        if active_organization_id is not None:  # an ID or a slug, like touch
+            org_id = self._membership(user, active_organization_id, status=ValueError).id
+        else:
+            org_id = None
         now = self.clock.now()
         session = SessionRecord(
             id=self.new_id("sess"),
@@ -385,7 +396,7 @@ class World:
             last_active_at=now,
             expire_at=now + SESSION_LIFETIME,
             abandon_at=now + SESSION_ABANDON_AFTER,
-            last_active_organization_id=active_organization_id,
+            last_active_organization_id=org_id,
             first_factor_at=now,
             second_factor_at=now if user.second_factor_strategies else None,
         )
@@ -393,7 +404,7 @@ class World:
         client.session_ids.append(session.id)
         client.last_active_session_id = session.id
         client.updated_at = now
-        session.last_active_token = self.mint_session_token(session, active_organization_id)
+        session.last_active_token = self.mint_session_token(session, org_id)
         return session
 
     def create_template(self, name: str, claims: Mapping[str, Any], lifetime: int) -> None:
@@ -401,7 +412,9 @@ class World:
 
     # --- lookups used by every operation ---
 
-    def client_for_token(self, token: str) -> tuple[ClientRecord, int]:
+    def client_for_token(self, token: str, *, reject_stale: bool) -> tuple[ClientRecord, int]:
+        """The client a token belongs to. With ``reject_stale``, a token replaced by rotation
+        works only for ``STALE_CLIENT_TOKEN_GRACE`` seconds more (answers already in flight)."""
         try:
             client_id, generation = self.client_tokens[token]
         except KeyError:
@@ -411,7 +424,20 @@ class World:
                 "Invalid authentication",
                 "The Authorization header does not hold a client token issued by this instance.",
             ) from None
-        return self.clients[client_id], generation
+        client = self.clients[client_id]
+        superseded = client.superseded_at.get(generation)
+        if (
+            reject_stale
+            and superseded is not None
+            and self.clock.now() - superseded > STALE_CLIENT_TOKEN_GRACE
+        ):
+            raise FapiError(
+                401,
+                "authentication_invalid",
+                "Invalid authentication",
+                "This client token was rotated: send the one from the latest response.",
+            )
+        return client, generation
 
     def _session(self, client: ClientRecord, session_id: str) -> SessionRecord:
         session = self.sessions.get(session_id)

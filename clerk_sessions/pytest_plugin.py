@@ -8,8 +8,8 @@
   fixture: run async tests with anyio's plugin (``@pytest.mark.anyio``, bundled with anyio) or
   pytest-asyncio in auto mode.
 
-Nothing here is imported until a fixture is used, so installing clerk_sessions without the
-``testing`` extra leaves pytest untouched.
+The emulator is imported only when a fixture is used, so without the ``testing`` extra pytest
+runs as before (a fixture then fails with the install hint).
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ import pytest
 
 if TYPE_CHECKING:
     from clerk_sessions import AsyncClerkSessions, ClerkSessions
-
-    from . import FrontendAPIEmulator, SignedIn
+    from clerk_sessions.testing import FrontendAPIEmulator, SignedIn
 
 
 @pytest.fixture
 def clerk_emulator() -> Iterator[FrontendAPIEmulator]:
-    from . import FrontendAPIEmulator
+    from clerk_sessions.testing import FrontendAPIEmulator
 
     with FrontendAPIEmulator() as emulator:
         yield emulator
