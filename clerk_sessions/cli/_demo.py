@@ -26,7 +26,7 @@ from clerk_sessions._client import AsyncClerkSessions
 from clerk_sessions._errors import ClerkAPIError
 from clerk_sessions._operations import OPERATIONS
 from clerk_sessions.models import Envelope, SessionReverification
-from clerk_sessions.testing import FrontendAPIEmulator, SignedIn, UserRecord
+from clerk_sessions.testing import TEST_CODE, FrontendAPIEmulator, SignedIn, UserRecord
 
 from ._exit import EXIT_OK
 from ._output import (
@@ -38,7 +38,6 @@ from ._output import (
     verification_summary,
 )
 
-TEST_CODE = "424242"  # Clerk's code for +clerk_test emails and 555-01xx phone numbers
 SIGNED_IN_MINUTES_AGO = 45
 
 
