@@ -29,7 +29,12 @@ from clerk_sessions.cli import (
     EXIT_USAGE,
     main,
 )
-from clerk_sessions.testing import FrontendAPIEmulator, SignedIn, UserRecord
+from clerk_sessions.testing import (
+    STALE_CLIENT_TOKEN_GRACE,
+    FrontendAPIEmulator,
+    SignedIn,
+    UserRecord,
+)
 
 TEST_CODE = "424242"
 
@@ -520,6 +525,7 @@ def test_rotated_client_token_is_written_back_to_the_file(
     assert "rotated" in result.err
     assert rotated not in result.out + result.err
     world.fapi.reject_stale_client_tokens = True  # the saved token is the one that works now
+    world.fapi.clock.advance(STALE_CLIENT_TOKEN_GRACE + 1)
     again = cli(
         "--frontend-api-url",
         world.fapi.url,
