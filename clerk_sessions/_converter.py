@@ -1,8 +1,8 @@
 """The cattrs converter that turns decoded JSON into the models of :mod:`clerk_sessions.models`.
 
-``CONVERTER`` is built once at import, with two hooks generated once per model: cattrs'
-``make_dict_structure_fn`` hook (detailed validation, error paths) and, in front of it, an
-optimistic fast path that checks scalars inline and hands any input it does not like to the
+``CONVERTER`` is built once at import; each model gets two hooks, generated on first use:
+cattrs' ``make_dict_structure_fn`` hook (detailed validation, error paths) and, in front of it,
+an optimistic fast path that checks scalars inline and hands any input it does not like to the
 cattrs hook (see "Fast path" below). Structuring a response is a chain of plain function calls.
 :func:`structure` is what the rest of the package calls: it turns any structuring failure into
 :class:`~clerk_sessions.ResponseValidationError` carrying cattrs paths such as
@@ -374,15 +374,32 @@ def _inline_key(tp: Any) -> Any:
     return dict if _is_dict(tp) else tp
 
 
+def _lazy_hook(env: dict[str, Any], name: str, converter: cattrs.Converter, tp: Any) -> Hook:
+    """A stand-in for a nested type's hook that fetches (generates) it on first use and puts it
+    in its place in the generated function's globals: the hooks of types no response has
+    carried yet (sign-in and sign-up objects, most verification kinds) are never built."""
+
+    def first_use(value: Any, type_: Any = None) -> Any:
+        hook = env[name] = converter.get_structure_hook(tp)
+        return hook(value, tp)
+
+    return first_use
+
+
 def _field_code(
     index: int, field: attrs.Attribute[Any], tp: Any, converter: cattrs.Converter, env: Any
 ) -> list[str]:
-    """Source lines that set ``f<index>`` from ``o`` for one field, or raise."""
+    """Source lines that set ``f<index>`` from ``o`` for one field, or raise.
+
+    A field whose value is ``None`` adds one to ``missing`` when its key is absent: the
+    object then has unknown keys exactly when ``len(o)`` exceeds the known keys present.
+    """
     v, key = f"f{index}", repr(field.name)
     hook, type_ = f"__h{index}", f"__t{index}"
+    absent = f"if {key} not in o: missing += 1"
 
     def use_hook(for_type: Any) -> None:
-        env[hook] = converter.get_structure_hook(for_type)
+        env[hook] = _lazy_hook(env, hook, converter, for_type)
         env[type_] = for_type
 
     default: Any = field.default
@@ -397,7 +414,12 @@ def _field_code(
         single = args[0] if len(args) == 1 else None
         check = _INLINE_CHECKS.get(_inline_key(single)) if single is not None else None
         if check is not None:
-            return [f"{v} = get({key})", f"if {v} is not None and ({check.format(v=v)}): raise __M"]
+            return [
+                f"{v} = get({key})",
+                f"if {v} is None:",
+                f"    {absent}",
+                f"elif {check.format(v=v)}: raise __M",
+            ]
         if isinstance(single, type) and issubclass(single, OpenEnum):
             env[f"__e{index}"] = single._value2member_map_
             use_hook(single)
@@ -406,9 +428,14 @@ def _field_code(
                 f"if {v} is not None:",
                 f"    m = __e{index}.get({v})",
                 f"    {v} = m if m is not None else {hook}({v}, {type_})",
+                f"elif {key} not in o: missing += 1",
             ]
         use_hook(single if single is not None else tp)  # a model, or a verification union
-        return [f"{v} = get({key})", f"if {v} is not None: {v} = {hook}({v}, {type_})"]
+        return [
+            f"{v} = get({key})",
+            f"if {v} is not None: {v} = {hook}({v}, {type_})",
+            f"elif {key} not in o: missing += 1",
+        ]
     factory = getattr(default, "factory", None) if isinstance(default, _FACTORY) else None
     if factory is not None:
         if factory is list and _is_list(tp):
@@ -416,7 +443,9 @@ def _field_code(
         if factory is dict and _is_dict(tp):
             return [
                 f"{v} = get({key})",
-                f"if {v} is None: {v} = {{}}",
+                f"if {v} is None:",
+                f"    {v} = {{}}",
+                f"    {absent}",
                 f"elif {v}.__class__ is not dict: raise __M",
             ]
     # Anything else (Token.object = "token"): the field's hook, or its default when absent.
@@ -425,7 +454,10 @@ def _field_code(
     fallback = f"__d{index}.factory()" if isinstance(default, _FACTORY) else f"__d{index}"
     return [
         f"{v} = get({key}, __missing)",
-        f"{v} = {fallback} if {v} is __missing else {hook}({v}, {type_})",
+        f"if {v} is __missing:",
+        f"    {v} = {fallback}",
+        "    missing += 1",
+        f"else: {v} = {hook}({v}, {type_})",
     ]
 
 
@@ -435,22 +467,28 @@ def _list_code(
     """A list field inline: null is ``[]``, an empty list costs no call, items are checked
     in place (``list[str]``, ``list[int]``) or by the item's hook, in a new list either way."""
     (item_tp,) = get_args(tp) or (Any,)
+    absent = f"    if {key} not in o: missing += 1"
     if item_tp in (str, int):
         return [
             f"{v} = get({key})",
-            f"if {v} is None: {v} = []",
+            f"if {v} is None:",
+            f"    {v} = []",
+            absent,
             f"elif {v}.__class__ is not list: raise __M",
             "else:",
             f"    for x in {v}:",
             f"        if x.__class__ is not {item_tp.__name__}: raise __M",
             f"    {v} = {v}.copy()",
         ]
-    env[f"__i{index}"] = converter.get_structure_hook(item_tp)
+    item = f"__i{index}"
+    env[item] = _lazy_hook(env, item, converter, item_tp)
     env[f"__it{index}"] = item_tp
     return [
         f"{v} = get({key})",
-        f"if {v}.__class__ is list: {v} = [__i{index}(x, __it{index}) for x in {v}] if {v} else []",
-        f"elif {v} is None: {v} = []",
+        f"if {v}.__class__ is list: {v} = [{item}(x, __it{index}) for x in {v}] if {v} else []",
+        f"elif {v} is None:",
+        f"    {v} = []",
+        absent,
         "else: raise __M",
     ]
 
@@ -460,7 +498,7 @@ def _sets_slots_plainly(cls: type) -> bool:
     attrs class without validators, converters, setattr hooks or init hooks (all models)."""
     return (
         "__slots__" in cls.__dict__
-        and cls.__setattr__ is object.__setattr__
+        and getattr(cls, "__setattr__", None) is object.__setattr__
         and not hasattr(cls, "__attrs_pre_init__")
         and not hasattr(cls, "__attrs_post_init__")
         and all(
@@ -506,6 +544,7 @@ def _compile_fast_hook(
         "    if o.__class__ is not dict:",
         "        return __slow(o, None)",
         "    get = o.get",
+        "    missing = 0",
         "    try:",
         *(f"        {line}" for line in body),
         *(f"        {line}" for line in build),
@@ -513,8 +552,9 @@ def _compile_fast_hook(
         "        return __slow(o, None)  # redo it in detail: raises with the paths",
     ]
     if known is not None:
+        env["__n"] = len(known)
         lines += [
-            "    if not __known.issuperset(o):",
+            "    if len(o) != __n - missing:  # keys beyond the known ones present",
             "        extra = {k: v for k, v in o.items() if k not in __known}",
             "        obj.unknown_fields = __frozen(extra)",
         ]
@@ -602,7 +642,7 @@ def make_converter(
     detailed_validation: bool = True,
     fast_path: bool = True,
 ) -> cattrs.Converter:
-    """A converter for the models, with every model hook generated up front.
+    """A converter for the models; each model's hook is generated when first needed.
 
     ``forbid_extra_keys=True`` gives the strict variant that rejects keys the spec does not
     declare (for tests that detect spec drift). ``track_unknown_fields``, ``detailed_validation``
@@ -633,12 +673,13 @@ def make_converter(
     )
     # Last registered is consulted first: verification unions before plain optionals.
     converter.register_structure_hook_factory(_is_verification_union, _verification_union_factory)
-    for tp in _model_types():
-        converter.get_structure_hook(tp)  # generate (and cache) every hook now
+    # Hooks are generated on first use, each once: importing the package compiles none, and
+    # the types no response carries (sign-in and sign-up objects...) are never compiled.
     return converter
 
 
 CONVERTER = make_converter()
+_HOOKS: dict[Any, Hook] = {}
 
 
 @overload
@@ -666,7 +707,10 @@ def structure(
     its message names the first ones. The cattrs exception is chained as ``__cause__``.
     """
     try:
-        return CONVERTER.structure(data, tp)
+        hook = _HOOKS.get(tp)
+        if hook is None:  # first use of this type: cattrs' dispatch, once
+            hook = _HOOKS[tp] = CONVERTER.get_structure_hook(tp)
+        return hook(data, tp)
     except StructureHandlerNotFoundError:
         raise  # a programming error (unsupported type), not a bad response
     except Exception as exc:
