@@ -591,7 +591,7 @@ def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
     by_object = {k: owners[0] for k, owners in object_owners.items() if len(owners) == 1}
     by_strategy = {k: owners[0] for k, owners in strategy_owners.items() if len(owners) == 1}
     prefixes.sort(key=lambda pair: -len(pair[0]))
-    hooks = {variant: converter.get_structure_hook(variant) for variant in variants}
+    hooks: dict[Any, Hook] = {}  # a variant's hook is built when the variant first occurs
 
     def structure_verification(value: Any, _: Any) -> Any:
         if value is None:
@@ -613,7 +613,10 @@ def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
                             break
         if variant is None:
             return UnknownVerification.from_raw(value)
-        return hooks[variant](value, variant)
+        hook = hooks.get(variant)
+        if hook is None:
+            hook = hooks[variant] = converter.get_structure_hook(variant)
+        return hook(value, variant)
 
     return structure_verification
 

@@ -1,4 +1,5 @@
-"""The converter's generated fast path: unknown keys found by counting, hooks built on use.
+"""The converter's generated fast path (unknown keys found by counting, hooks built on use)
+and the models' shared ``repr`` and ``==`` (``ModelBase``).
 
 The fast path tells an object with unknown keys from one without by counting the known keys
 it found (``len(o)`` against the known keys present), not by a set test per object; these
@@ -7,6 +8,7 @@ cases put absent, null and unknown keys together, where a miscount would show.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import attrs
@@ -14,7 +16,8 @@ import pytest
 
 from clerk_sessions import models as m
 from clerk_sessions._converter import _model_types, make_converter, structure
-from tests.spec_strategies import realistic_session, realistic_user
+from clerk_sessions._model_base import ModelBase
+from tests.spec_strategies import realistic_get_session, realistic_session, realistic_user
 
 DETAILED_ONLY = make_converter(fast_path=False)
 KNOWN_USER_FIELDS = {a.name for a in attrs.fields(m.User)}
@@ -78,3 +81,35 @@ def test_every_models_hook_can_be_generated(tp: Any) -> None:
     # Hooks are generated on first use; a fresh converter must still manage every model.
     converter = make_converter()
     assert callable(converter.get_structure_hook(tp))
+
+
+def _models_in(value: Any) -> list[Any]:
+    """Every model object in a structured value, depth first."""
+    if isinstance(value, list):
+        return [found for item in value for found in _models_in(item)]
+    if not isinstance(value, ModelBase):
+        return []
+    found = [value]
+    for field in attrs.fields(type(value)):
+        found += _models_in(getattr(value, field.name))
+    return found
+
+
+def test_repr_and_eq_are_what_attrs_would_generate() -> None:
+    envelope = structure(realistic_get_session(), m.Envelope[m.Session])
+    for obj in _models_in(envelope):
+        cls = type(obj)
+        fields = attrs.fields(cls)
+        twin_cls = attrs.make_class(
+            cls.__name__,
+            {f.name: attrs.field(repr=f.repr, eq=f.eq) for f in fields},
+            kw_only=True,
+        )
+        values = {f.name: getattr(obj, f.name) for f in fields}
+        assert repr(obj) == repr(twin_cls(**values))
+        assert obj == copy.copy(obj)
+        for f in fields:
+            changed = copy.copy(obj)
+            object.__setattr__(changed, f.name, object())
+            assert (changed == obj) is not f.eq
+            assert (changed != obj) is f.eq
