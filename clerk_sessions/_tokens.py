@@ -26,7 +26,6 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
-import attrs
 import orjson
 
 from ._types import Unset
@@ -48,14 +47,22 @@ def cache_key(
     return (client_identity, session_id, template, None if personal else organization_id)
 
 
-@attrs.frozen
 class JwtTiming:
     """What the cache needs from a JWT: its lifetime and its freshness order."""
 
-    issued_at: float
-    expires_at: float
-    origin_issued_at: float | None
-    """The ``oiat`` header: when the session state behind the token was issued."""
+    __slots__ = ("expires_at", "issued_at", "origin_issued_at")
+
+    def __init__(self, issued_at: float, expires_at: float, origin_issued_at: float | None):
+        self.issued_at = issued_at
+        self.expires_at = expires_at
+        self.origin_issued_at = origin_issued_at
+        """The ``oiat`` header: when the session state behind the token was issued."""
+
+    def __repr__(self) -> str:
+        return (
+            f"JwtTiming(issued_at={self.issued_at!r}, expires_at={self.expires_at!r}, "
+            f"origin_issued_at={self.origin_issued_at!r})"
+        )
 
     @property
     def freshness(self) -> tuple[int, float, float]:
@@ -94,11 +101,13 @@ def _number(value: object) -> float | None:
     return None
 
 
-@attrs.define
 class _Entry:
-    jwt: str
-    timing: JwtTiming
-    refreshing: bool = False
+    __slots__ = ("jwt", "refreshing", "timing")
+
+    def __init__(self, jwt: str, timing: JwtTiming) -> None:
+        self.jwt = jwt
+        self.timing = timing
+        self.refreshing = False
 
 
 class TokenCache:

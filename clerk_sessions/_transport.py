@@ -8,7 +8,6 @@ import platform
 import sys
 
 import aiohttp
-import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -30,11 +29,18 @@ USER_AGENT = (
 )
 
 
-@attrs.frozen
 class RawResponse:
-    status: int
-    headers: CIMultiDictProxy[str] = attrs.field(repr=False)
-    body: bytes = attrs.field(repr=False)
+    """A response, read and released (a plain slotted class: one per attempt)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:  # headers and body may hold secrets
+        return f"RawResponse(status={self.status})"
 
 
 class Transport:

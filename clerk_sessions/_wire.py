@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import attrs
 import orjson
 
 from ._constants import BODY_EXCERPT_CHARS, FORM_CONTENT_TYPE
@@ -35,17 +34,35 @@ from .models import ClerkErrors
 _RESERVED_HEADERS = frozenset({"authorization", "origin", "clerk-api-version", "content-type"})
 
 
-@attrs.frozen
 class PreparedRequest:
-    """A request ready to send; ``client_token`` is the token it carries (for rotation)."""
+    """A request ready to send; ``client_token`` is the token it carries (for rotation).
 
-    operation: Operation[Any]
-    method: str
-    url: str
-    """Fully percent-encoded; send it without re-encoding."""
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    body: bytes | None = attrs.field(repr=False)
-    client_token: str | None = attrs.field(repr=False)
+    Read-only by convention. A plain slotted class: one is built per attempt, and an attrs
+    frozen class costs a compiled ``__init__`` at import and ``object.__setattr__`` per field.
+    """
+
+    __slots__ = ("body", "client_token", "headers", "method", "operation", "url")
+
+    def __init__(
+        self,
+        operation: Operation[Any],
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        client_token: str | None,
+    ) -> None:
+        self.operation = operation
+        self.method = method
+        self.url = url
+        """Fully percent-encoded; send it without re-encoding."""
+        self.headers = headers
+        self.body = body
+        self.client_token = client_token
+
+    def __repr__(self) -> str:  # headers, body and token may hold secrets
+        name, method = self.operation.name, self.method
+        return f"PreparedRequest(operation={name!r}, method={method!r}, url={self.url!r})"
 
 
 def encode_path_segment(name: str, value: object) -> str:
