@@ -181,18 +181,32 @@ def redacted_repr(value: object) -> str:
     return f"'{REDACTED}'"
 
 
-@attrs.frozen
 class Discriminator:
     """How a verification variant is recognised in a ``oneOf``.
 
     ``objects``: its ``object`` values; ``strategies``: its enumerated ``strategy`` values;
     ``strategy_prefix``: the literal prefix of its ``strategy`` pattern (``oauth_``) when the
-    strategy is free-form.
+    strategy is free-form. Read-only by convention.
     """
 
-    objects: tuple[str, ...] = ()
-    strategies: tuple[str, ...] = ()
-    strategy_prefix: str | None = None
+    __slots__ = ("objects", "strategies", "strategy_prefix")
+
+    def __init__(
+        self,
+        *,
+        objects: tuple[str, ...] = (),
+        strategies: tuple[str, ...] = (),
+        strategy_prefix: str | None = None,
+    ) -> None:
+        self.objects = objects
+        self.strategies = strategies
+        self.strategy_prefix = strategy_prefix
+
+    def __repr__(self) -> str:
+        return (
+            f"Discriminator(objects={self.objects!r}, strategies={self.strategies!r}, "
+            f"strategy_prefix={self.strategy_prefix!r})"
+        )
 
 
 @attrs.define(kw_only=True)
