@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -78,6 +85,9 @@ class PauseGate:
     def pause(self, seconds: float) -> None:
         self._until = max(self._until, self._clock() + seconds)
 
+    def paused(self) -> bool:
+        return self._until > self._clock()
+
     async def wait(self) -> None:
         while (delay := self._until - self._clock()) > 0:
             await self._sleep(delay)
@@ -97,7 +107,14 @@ async def refresh_tokens(
 ) -> AsyncIterator[TokenResult]:
     """See :meth:`AsyncClerkSessions.refresh_tokens`."""
     total = len(requests) if hasattr(requests, "__len__") else None  # type: ignore[arg-type]
-    source = _aiter(requests)
+    # A plain iterable is read without awaiting, so workers need no lock to share it; an async
+    # one is read under a lock (an async generator refuses a second concurrent anext).
+    plain: Iterator[str | TokenRequest] | None = None
+    source: AsyncIterator[str | TokenRequest] | None = None
+    if isinstance(requests, AsyncIterable):
+        source = aiter(requests)
+    else:
+        plain = iter(requests)
     source_lock = asyncio.Lock()
     results: asyncio.Queue[TokenResult | BaseException | object] = asyncio.Queue(concurrency)
     gate = PauseGate(client._clock, client._sleep)
@@ -139,11 +156,16 @@ async def refresh_tokens(
     async def worker() -> None:
         try:
             while True:
-                async with source_lock:
-                    item = await anext(source, _DONE)
+                if plain is not None:
+                    item = next(plain, _DONE)
+                else:
+                    assert source is not None
+                    async with source_lock:
+                        item = await anext(source, _DONE)
                 if item is _DONE:
                     break
-                await gate.wait()
+                if gate.paused():
+                    await gate.wait()
                 result = await one(item)
                 counts["done"] += 1
                 counts["failed"] += not result.ok
@@ -170,17 +192,6 @@ async def refresh_tokens(
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-
-
-async def _aiter(
-    requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
-) -> AsyncIterator[str | TokenRequest]:
-    if isinstance(requests, AsyncIterable):
-        async for item in requests:
-            yield item
-    else:
-        for item in requests:
-            yield item
 
 
 async def summarize(

@@ -18,7 +18,6 @@ The cache does no I/O: the client mints tokens and hands them in.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import concurrent.futures
 import threading
@@ -73,7 +72,9 @@ class JwtTiming:
 
 
 def _segment(segment: str) -> Any:
-    return orjson.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    # What base64.urlsafe_b64decode does, without its Python layers (most of its cost).
+    standard = segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4)
+    return orjson.loads(binascii.a2b_base64(standard))
 
 
 def jwt_timing(jwt: str) -> JwtTiming | None:
