@@ -311,7 +311,8 @@ class AsyncClerkSessions:
                 _log_failure(operation.method, operation.name, exc, self._clock() - started)
             else:
                 # Any response may rotate the client token, error responses included.
-                await self._token.apply_rotation(raw.headers, sent_token)
+                if "Authorization" in raw.headers:
+                    await self._token.apply_rotation(raw.headers, sent_token)
                 status = raw.status
                 if 200 <= status < 300:
                     _log_response(operation, status, self._clock() - started, retries, None)

@@ -7,6 +7,7 @@ server (gidgethub's ``sansio``, h11). ``_transport`` moves the bytes; ``_client`
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,9 @@ from ._redact import excerpt, redact_headers, redact_text
 from ._retry import parse_retry_after
 from ._types import UNSET
 from .models import ClerkErrors
+
+# Characters quote(safe="") leaves alone, without "." (dot-segments need escaping).
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_~-]+")
 
 # Headers the SDK owns: letting callers override them would bypass token rotation or produce
 # a request FAPI rejects (Origin together with Authorization).
@@ -69,6 +73,8 @@ def encode_path_segment(name: str, value: object) -> str:
     """One path parameter as exactly one path segment, or ValueError/TypeError before any I/O."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if _PLAIN_SEGMENT.fullmatch(value):  # sess_2b…, template names: nothing to escape
+        return value
     if not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     segment = quote(value, safe="")
