@@ -592,6 +592,8 @@ def hop_costs(quick: bool) -> dict[str, float]:
 
 IMPORTS = {
     "import_clerk_sessions": "import clerk_sessions",
+    # The blocking client (and anyio's portal) load on first use: this is the whole surface.
+    "import_clerk_sessions_sync": "from clerk_sessions import ClerkSessions",
     "import_dependencies": "import aiohttp, attrs, cattrs, anyio",
 }
 
@@ -600,7 +602,15 @@ def import_times(quick: bool) -> dict[str, Any]:
     """Seconds to import, each in a fresh interpreter (timed inside it, so interpreter start-up
     is left out), the two statements alternating, many times; medians and per-pair ratios."""
     repeats = 5 if quick else 41
+    # Compare like with like: the dependencies were byte-compiled when pip installed them, as a
+    # wheel install of this package would be, so the package's bytecode is written first.
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(HERE.parent / "clerk_sessions")],
+        env=env,
+        check=True,
+    )
 
     def once(statement: str) -> float:
         code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
@@ -608,20 +618,20 @@ def import_times(quick: bool) -> dict[str, Any]:
         return float(out.stdout)
 
     for statement in IMPORTS.values():
-        once(statement)  # bytecode caches written
+        once(statement)  # warm the file system cache
     times: dict[str, list[float]] = {name: [] for name in IMPORTS}
     for index in range(repeats):
         for name in sorted(IMPORTS, reverse=index % 2 == 1):
             times[name].append(once(IMPORTS[name]))
-    ratios = [
-        ours / base
-        for ours, base in zip(
-            times["import_clerk_sessions"], times["import_dependencies"], strict=True
-        )
-    ]
+    base = times["import_dependencies"]
     return {
         **{f"{name}_ms": statistics.median(values) * 1e3 for name, values in times.items()},
-        "import_ratio": summary(ratios),
+        "import_ratio": summary(
+            [a / b for a, b in zip(times["import_clerk_sessions"], base, strict=True)]
+        ),
+        "import_sync_ratio": summary(
+            [a / b for a, b in zip(times["import_clerk_sessions_sync"], base, strict=True)]
+        ),
     }
 
 
@@ -696,23 +706,27 @@ def environment() -> dict[str, Any]:
     }
 
 
+CPU_COLUMNS = ("json_loads", "orjson_loads", "structure", "decode_and_structure")
+
+
 def fmt(ratio: dict[str, float]) -> str:
-    return f"{ratio['median']:.2f}x ({ratio['min']:.2f}–{ratio['max']:.2f})"
+    return f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
 
 
 def report(
     bench: Bench, extra: dict[str, Any], args: argparse.Namespace, sizes: dict[str, int]
 ) -> str:
     v = bench.variants
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
     lines = [
         "# Benchmark results",
         "",
-        f"Command: `{os.environ.get('BENCH_COMMAND', 'python benchmarks/run.py' + (' --quick' if args.quick else ''))}`",
+        f"Command: `{os.environ.get('BENCH_COMMAND', command)}`",
         "",
-        f"Bodies: getSession {sizes['session']:,} bytes (a client of three sessions with full users), "
-        f"token {sizes['token']:,} bytes, reverification {sizes['reverification']:,} bytes, "
-        f"BAPI session {sizes['bapi_session']:,} bytes. {extra['rounds']} interleaved rounds; "
-        "ratios are throughput ratios, per round, shown as median (min–max).",
+        f"Bodies: getSession {sizes['session']:,} bytes (a client of three sessions with full "
+        f"users), token {sizes['token']:,} bytes, reverification {sizes['reverification']:,} "
+        f"bytes, BAPI session {sizes['bapi_session']:,} bytes. {extra['rounds']} interleaved "
+        "rounds; ratios are throughput ratios, per round, shown as median (min-max).",
         "",
         "## Targets",
         "",
@@ -734,7 +748,7 @@ def report(
         "",
         "## HTTP calls (one loopback server, same run)",
         "",
-        "| variant | calls/s | vs baseline, median (min–max) | baseline |",
+        "| variant | calls/s | vs baseline, median (min-max) | baseline |",
         "| --- | --- | --- | --- |",
     ]
     for variant in v.values():
@@ -749,12 +763,10 @@ def report(
         else:
             base = v[variant.baseline]
             base_label = base.label + (", 64 in flight" if base.name.endswith("_c64") else "")
-            lines.append(
-                f"| {label} | {per_s:,.0f} | {fmt(summary(bench.ratio(variant.name, variant.baseline)))} | {base_label} |"
-            )
-    lines.append(
-        f"| sync get_session vs async get_session | | {fmt(summary(bench.ratio('sync_get_session', 'async_get_session')))} | async get_session |"
-    )
+            ratio = fmt(summary(bench.ratio(variant.name, variant.baseline)))
+            lines.append(f"| {label} | {per_s:,.0f} | {ratio} | {base_label} |")
+    ratio = fmt(summary(bench.ratio("sync_get_session", "async_get_session")))
+    lines.append(f"| sync get_session vs async get_session | | {ratio} | async get_session |")
     batch = extra["batch"]
     lines += [
         "",
@@ -763,7 +775,8 @@ def report(
         f"- `refresh_tokens` ({batch['batch_size']:,} tokens, concurrency {CONCURRENCY}): "
         f"{statistics.median(batch['batch_tokens_per_s']):,.0f} tokens/s vs raw concurrent POSTs "
         f"{statistics.median(batch['raw_posts_per_s']):,.0f}/s = {fmt(batch['batch_ratio'])}",
-        f"- a batch of {batch['rss_batch_size']:,} requests grew peak RSS by {batch['rss_growth_mb']:.1f} MB",
+        f"- a batch of {batch['rss_batch_size']:,} requests grew peak RSS by "
+        f"{batch['rss_growth_mb']:.1f} MB",
         f"- cached `get_token` hit: {batch['get_token_hit_us']:.2f} µs",
         "",
         "## CPU only (µs per call, median of repeats)",
@@ -773,26 +786,29 @@ def report(
     ]
     cpu = extra["cpu"]
     for name in ("session", "token", "reverification"):
+        cells = [cpu[f"{name}_{what}"] for what in CPU_COLUMNS]
         lines.append(
-            f"| {name} ({sizes[name]:,} B) | {cpu[f'{name}_json_loads']:.1f} | {cpu[f'{name}_orjson_loads']:.1f} "
-            f"| {cpu[f'{name}_structure']:.1f} | {cpu[f'{name}_decode_and_structure']:.1f} |"
+            f"| {name} ({sizes[name]:,} B) | " + " | ".join(f"{c:.1f}" for c in cells) + " |"
         )
     if "session_pydantic_validate_json" in cpu:
-        lines.append(
-            f"\npydantic `model_validate_json` of the getSession body (peer models): {cpu['session_pydantic_validate_json']:.1f} µs"
-        )
+        pydantic = cpu["session_pydantic_validate_json"]
+        lines.append(f"\npydantic `model_validate_json` of the getSession body: {pydantic:.1f} µs")
+    portal, threadsafe = cpu["hop_portal_call"], cpu["hop_run_coroutine_threadsafe"]
     lines.append(
         f"\nA hop to a shared loop thread (what the sync facade avoids): anyio portal "
-        f"{cpu['hop_portal_call']:.0f} µs, run_coroutine_threadsafe {cpu['hop_run_coroutine_threadsafe']:.0f} µs per call."
+        f"{portal:.0f} µs, run_coroutine_threadsafe {threadsafe:.0f} µs per call."
     )
     imports = extra["imports"]
     lines += [
         "",
         "## Import time (fresh interpreters, median)",
         "",
-        f"- `import clerk_sessions`: {imports['import_clerk_sessions_ms']:.1f} ms",
+        f"- `import clerk_sessions`: {imports['import_clerk_sessions_ms']:.1f} ms "
+        f"({fmt(imports['import_ratio'])} of the dependencies)",
+        f"- `from clerk_sessions import ClerkSessions` (adds the blocking client and anyio's "
+        f"portal): {imports['import_clerk_sessions_sync_ms']:.1f} ms "
+        f"({fmt(imports['import_sync_ratio'])})",
         f"- `import aiohttp, attrs, cattrs, anyio`: {imports['import_dependencies_ms']:.1f} ms",
-        f"- ratio: {fmt(imports['import_ratio'])}",
         "",
         "## Environment",
         "",

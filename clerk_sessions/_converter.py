@@ -374,16 +374,27 @@ def _inline_key(tp: Any) -> Any:
     return dict if _is_dict(tp) else tp
 
 
-def _lazy_hook(env: dict[str, Any], name: str, converter: cattrs.Converter, tp: Any) -> Hook:
+def _lazy_hook(table: dict[Any, Any], name: Any, converter: cattrs.Converter, tp: Any) -> Hook:
     """A stand-in for a nested type's hook that fetches (generates) it on first use and puts it
-    in its place in the generated function's globals: the hooks of types no response has
-    carried yet (sign-in and sign-up objects, most verification kinds) are never built."""
+    in its place (in a generated function's globals, or a dispatch table): the hooks of types
+    no response has carried yet (sign-in and sign-up objects, most verification kinds) are
+    never built."""
 
     def first_use(value: Any, type_: Any = None) -> Any:
-        hook = env[name] = converter.get_structure_hook(tp)
+        hook = table[name] = converter.get_structure_hook(tp)
         return hook(value, tp)
 
     return first_use
+
+
+def _variants_by_object(tp: Any) -> dict[str, Any]:
+    """The variants of a verification union that an ``object`` value names unambiguously."""
+    owners: dict[str, list[Any]] = {}
+    for variant in get_args(tp):
+        if variant is not NoneType and variant is not UnknownVerification:
+            for obj in VERIFICATION_DISCRIMINATORS[variant].objects:
+                owners.setdefault(obj, []).append(variant)
+    return {obj: found[0] for obj, found in owners.items() if len(found) == 1}
 
 
 def _field_code(
@@ -431,6 +442,22 @@ def _field_code(
                 f"elif {key} not in o: missing += 1",
             ]
         use_hook(single if single is not None else tp)  # a model, or a verification union
+        if single is None and _is_verification_union(tp):
+            # The variant named by ``object`` directly (what the union's hook would pick
+            # first); anything else (no or an ambiguous ``object``) goes to the union's hook.
+            table = f"__vo{index}"
+            by_object: dict[str, Hook] = {}
+            env[table] = by_object
+            for obj, variant in _variants_by_object(tp).items():
+                by_object[obj] = _lazy_hook(by_object, obj, converter, variant)
+            return [
+                f"{v} = get({key})",
+                f"if type({v}) is dict:",
+                f"    h = {table}.get({v}.get('object'))",
+                f"    {v} = h({v}) if h is not None else {hook}({v}, {type_})",
+                f"elif {v} is not None: {v} = {hook}({v}, {type_})",
+                f"elif {key} not in o: missing += 1",
+            ]
         return [
             f"{v} = get({key})",
             f"if {v} is not None: {v} = {hook}({v}, {type_})",
@@ -483,9 +510,15 @@ def _list_code(
     item = f"__i{index}"
     env[item] = _lazy_hook(env, item, converter, item_tp)
     env[f"__it{index}"] = item_tp
+    # A model's fast hook takes the value alone: map() then calls it from C.
+    each = (
+        f"list(map({item}, {v}))"
+        if _is_model(item_tp)
+        else f"[{item}(x, __it{index}) for x in {v}]"
+    )
     return [
         f"{v} = get({key})",
-        f"if {v}.__class__ is list: {v} = [{item}(x, __it{index}) for x in {v}] if {v} else []",
+        f"if {v}.__class__ is list: {v} = {each} if {v} else []",
         f"elif {v} is None:",
         f"    {v} = []",
         absent,
@@ -577,18 +610,15 @@ def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
     args = get_args(tp)
     nullable = NoneType in args
     variants = [a for a in args if a is not NoneType and a is not UnknownVerification]
-    object_owners: dict[str, list[Any]] = {}
     strategy_owners: dict[str, list[Any]] = {}
     prefixes: list[tuple[str, Any]] = []
     for variant in variants:
         disc = VERIFICATION_DISCRIMINATORS[variant]
-        for obj in disc.objects:
-            object_owners.setdefault(obj, []).append(variant)
         for strategy in disc.strategies:
             strategy_owners.setdefault(strategy, []).append(variant)
         if disc.strategy_prefix:
             prefixes.append((disc.strategy_prefix, variant))
-    by_object = {k: owners[0] for k, owners in object_owners.items() if len(owners) == 1}
+    by_object = _variants_by_object(tp)
     by_strategy = {k: owners[0] for k, owners in strategy_owners.items() if len(owners) == 1}
     prefixes.sort(key=lambda pair: -len(pair[0]))
     hooks: dict[Any, Hook] = {}  # a variant's hook is built when the variant first occurs
