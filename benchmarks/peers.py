@@ -6,20 +6,32 @@ a peer that is missing is reported as a skipped row, with the reason.
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# nox -s bench says which peer it could not install, and why.
+_NOT_INSTALLED = os.environ.get("BENCH_PEERS_SKIPPED", "")
+
+
+def _why(exc: ImportError, peer: str) -> str:
+    for reason in _NOT_INSTALLED.split("; "):
+        if reason.startswith(f"{peer}:"):
+            return f"not installed ({reason})"
+    return f"{type(exc).__name__}: {exc}"
+
 
 try:
     import httpx
     from pydantic import BaseModel, ConfigDict
 except ImportError as exc:  # the rows say "skipped: ..."
-    HTTPX_PYDANTIC_MISSING: str | None = f"{type(exc).__name__}: {exc}"
+    HTTPX_PYDANTIC_MISSING: str | None = _why(exc, "httpx + pydantic")
 else:
     HTTPX_PYDANTIC_MISSING = None
 
 try:
     from clerk_backend_api import Clerk
 except ImportError as exc:
-    CLERK_BACKEND_API_MISSING: str | None = f"{type(exc).__name__}: {exc}"
+    CLERK_BACKEND_API_MISSING: str | None = _why(exc, "clerk-backend-api")
 else:
     CLERK_BACKEND_API_MISSING = None
 
