@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import _constants
+from ._errors import ConfigurationError
 from ._types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -106,6 +107,8 @@ async def refresh_tokens(
     on_progress: ProgressCallback | None,
 ) -> AsyncIterator[TokenResult]:
     """See :meth:`AsyncClerkSessions.refresh_tokens`."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
     total = len(requests) if hasattr(requests, "__len__") else None  # type: ignore[arg-type]
     # A plain iterable is read without awaiting, so workers need no lock to share it; an async
     # one is read under a lock (an async generator refuses a second concurrent anext).
