@@ -143,7 +143,7 @@ def build_request(
             for name in operation.body
             if body_args.get(name, UNSET) is not UNSET
         ]
-        body = urlencode(fields).encode("ascii")
+        body = urlencode(fields).encode("ascii") if fields else b""
 
     return PreparedRequest(
         operation=operation,
