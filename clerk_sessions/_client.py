@@ -421,15 +421,12 @@ class AsyncClerkSessions:
     ) -> BatchSummary:
         """Run :meth:`refresh_tokens` to the end and count the outcomes (ok, failed by class)."""
         return await _batch.summarize(
-            _batch.refresh_tokens(  # not via refresh_tokens: one generator less per result
-                self,
-                requests,
-                concurrency=concurrency,
-                template=template,
-                organization_id=organization_id,
-                on_progress=on_progress,
-            ),
-            self._clock,
+            self,
+            requests,
+            concurrency=concurrency,
+            template=template,
+            organization_id=organization_id,
+            on_progress=on_progress,
         )
 
     async def _mint(
