@@ -84,22 +84,18 @@ def jwt_timing(jwt: str) -> JwtTiming | None:
         claims, head = _segment(payload), _segment(header)
     except (ValueError, binascii.Error, orjson.JSONDecodeError):
         return None
-    if not isinstance(claims, dict) or not isinstance(head, dict):
+    if type(claims) is not dict or type(head) is not dict:  # orjson makes plain dicts
         return None
-    iat, exp, oiat = (
-        _number(claims.get("iat")),
-        _number(claims.get("exp")),
-        _number(head.get("oiat")),
-    )
-    if iat is None or exp is None:
+    iat: Any = claims.get("iat")
+    exp: Any = claims.get("exp")
+    oiat: Any = head.get("oiat")
+    # JSON numbers only (orjson gives exactly int or float; a bool is neither).
+    if type(iat) not in _NUMBERS or type(exp) not in _NUMBERS:
         return None
-    return JwtTiming(iat, exp, oiat)
+    return JwtTiming(float(iat), float(exp), float(oiat) if type(oiat) in _NUMBERS else None)
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+_NUMBERS = frozenset({int, float})
 
 
 class _Entry:

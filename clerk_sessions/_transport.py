@@ -133,7 +133,15 @@ class Transport:
                 allow_redirects=False,  # a redirect must never carry the client token elsewhere
                 proxy=self._proxy,
             ) as response:
-                body = await _read_limited(response, request)
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= MAX_RESPONSE_BYTES
+                    and "Content-Encoding" not in response.headers
+                ):
+                    body = await response.read()  # the usual reply: declared and small
+                else:
+                    body = await _read_limited(response, request)
                 return RawResponse(response.status, response.headers, body)
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise APITimeoutError(
