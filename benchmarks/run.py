@@ -48,6 +48,8 @@ from clerk_sessions._converter import structure  # noqa: E402
 from clerk_sessions._wire import parse_success  # noqa: E402
 
 CONCURRENCY = 64
+# Ratios reported beyond each variant's own baseline.
+EXTRA_PAIRS = [("sync_get_session", "async_get_session")]
 THREADS = 8
 SESSION_PATH = "/v1/client/sessions/sess_0"
 API_VERSION = "2026-05-12"
@@ -184,6 +186,7 @@ class Bench:
         self.variants: dict[str, Variant] = {}
         self.pool = concurrent.futures.ThreadPoolExecutor(THREADS)
         self.closers: list[Callable[[], object]] = []
+        self.pairs: dict[tuple[str, str], list[float]] = {}
 
     def add(
         self,
@@ -440,19 +443,36 @@ class Bench:
         self.add(rows[2][0], rows[2][1], rows[2][2], self.aio(in_flight, get_async), many)
 
     def run_rounds(self, rounds: int) -> None:
+        """Each round times every variant right after (or before) its baseline, so a burst of
+        load on the machine hits both sides of a ratio; pairs run in a shuffled order."""
         live = [v for v in self.variants.values() if v.skipped is None]
         for variant in live:  # warm up pools, hooks and each thread's loop
             variant.run(max(THREADS, variant.calls // 10))
+        pairs = [(v.name, v.baseline) for v in live if v.baseline is not None]
+        pairs += [
+            pair for pair in EXTRA_PAIRS if all(self.variants[n].skipped is None for n in pair)
+        ]
+        baselines = [v for v in live if v.baseline is None]
         for index in range(rounds):
-            order = live[:]
-            random.Random(index).shuffle(order)  # no variant always runs after the same one
-            for variant in order:
-                variant.samples.append(variant.run(variant.calls))
+            order: list[tuple[str, str | None]] = [*pairs, *((b.name, None) for b in baselines)]
+            random.Random(index).shuffle(order)
+            for name, baseline in order:
+                variant = self.variants[name]
+                if baseline is None:
+                    variant.samples.append(variant.run(variant.calls))
+                    continue
+                base = self.variants[baseline]
+                if index % 2:  # alternate which side goes first
+                    ours, theirs = variant.run(variant.calls), base.run(base.calls)
+                else:
+                    theirs, ours = base.run(base.calls), variant.run(variant.calls)
+                if baseline == variant.baseline:
+                    variant.samples.append(ours)
+                self.pairs.setdefault((name, baseline), []).append(theirs / ours)
 
     def ratio(self, name: str, baseline: str) -> list[float]:
-        """Per-round throughput ratios of ``name`` to ``baseline`` (both timed in each round)."""
-        ours, base = self.variants[name].samples, self.variants[baseline].samples
-        return [b / o for o, b in zip(ours, base, strict=True)]
+        """Per-round throughput ratios of ``name`` to ``baseline``, each from adjacent timings."""
+        return self.pairs[(name, baseline)]
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -488,12 +508,12 @@ async def batch_benchmarks(clerk: AsyncClerkSessions, url: str, quick: bool) -> 
     }
     http = aiohttp.ClientSession()
 
-    async def raw_posts(count: int) -> float:
+    async def raw_posts(count: int, batch_id: str) -> float:
         remaining = iter(range(count))
 
         async def worker() -> None:
             for i in remaining:
-                target = f"{url}/v1/client/sessions/sess_{i}/tokens?_is_native=1"
+                target = f"{url}/v1/client/sessions/sess_{batch_id}_{i}/tokens?_is_native=1"
                 async with http.post(target, data=b"", headers=headers) as response:
                     orjson.loads(await response.read())
 
@@ -501,27 +521,33 @@ async def batch_benchmarks(clerk: AsyncClerkSessions, url: str, quick: bool) -> 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         return count / (time.perf_counter() - start)
 
-    async def batch(count: int) -> float:
-        ids = (f"sess_{i}" for i in range(count))
+    async def batch(count: int, batch_id: str) -> float:
+        # New session ids each time: every token is stored as a new cache entry, as a real
+        # refresh's new tokens are (the server answers every request with the same JWT).
+        ids = (f"sess_{batch_id}_{i}" for i in range(count))
         start = time.perf_counter()
         result = await clerk.refresh_tokens_summary(ids, concurrency=CONCURRENCY)
         assert result.ok == count, result
         return count / (time.perf_counter() - start)
 
     try:
-        await raw_posts(500)  # warm up the pool on both sides
-        await batch(500)
+        await raw_posts(500, "warm")  # warm up the pool on both sides
+        await batch(500, "warm")
         raw, ours = [], []
-        for _ in range(3 if quick else 7):
-            raw.append(await raw_posts(size))
-            ours.append(await batch(size))
+        for index in range(3 if quick else 7):
+            if index % 2:  # alternate which side goes first
+                ours.append(await batch(size, f"r{index}"))
+                raw.append(await raw_posts(size, f"r{index}"))
+            else:
+                raw.append(await raw_posts(size, f"r{index}"))
+                ours.append(await batch(size, f"r{index}"))
     finally:
         await http.close()
 
     rss_size = 5_000 if quick else 200_000
     clerk._tokens.max_entries = 1_000  # a long batch must not grow the cache without bound
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    await batch(rss_size)
+    await batch(rss_size, "rss")
     growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
 
     await clerk.get_token("sess_hit")
@@ -873,6 +899,7 @@ def main() -> dict[str, Any]:
             }
             for name, var in bench.variants.items()
         },
+        "ratios_per_round": {f"{a} / {b}": values for (a, b), values in bench.pairs.items()},
         "sizes": sizes,
         **extra,
     }
