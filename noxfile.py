@@ -87,8 +87,28 @@ def generate(session: nox.Session) -> None:
         session.run("python", script, *session.posargs)
 
 
+# Peers measured for context only; never dependencies of the package.
+BENCH_PEERS = {
+    "httpx + pydantic": ["httpx>=0.27", "pydantic>=2.7"],
+    "clerk-backend-api": ["clerk-backend-api"],
+}
+
+
 @nox.session(python="3.12")
 def bench(session: nox.Session) -> None:
-    """Benchmarks; ``-- --quick`` is the smoke run CI uses."""
+    """Benchmarks; ``-- --quick`` is the smoke run CI uses (writes benchmarks/results/quick/).
+
+    A peer that fails to install is reported as a skipped row, with the reason.
+    """
     session.install("-e", ".")
-    session.run("python", "benchmarks/run.py", *session.posargs)
+    skipped = []
+    for name, packages in BENCH_PEERS.items():
+        try:
+            session.install(*packages, silent=True)
+        except nox.command.CommandFailed as exc:
+            skipped.append(f"{name}: {exc.reason or 'pip install failed'}")
+    command = " ".join(
+        ["python -m nox -s bench", *(["--", *session.posargs] if session.posargs else [])]
+    )
+    env = {"BENCH_COMMAND": command, "BENCH_PEERS_SKIPPED": "; ".join(skipped)}
+    session.run("python", "benchmarks/run.py", *session.posargs, env=env)

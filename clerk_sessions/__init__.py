@@ -5,8 +5,9 @@ client for blocking code, generated from it. Errors, models and the
 ``UNSET`` sentinel are re-exported here; every model lives in :mod:`clerk_sessions.models`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
-from ._bridge import BlockingCallInEventLoopWarning
 from ._client import AsyncClerkSessions, ClientTokenCallback, RetryCallback
 from ._errors import (
     APIConnectionError,
@@ -26,7 +27,6 @@ from ._errors import (
 )
 from ._logging import setup_logging_from_env as _setup_logging_from_env
 from ._retry import RetryEvent
-from ._sync import ClerkSessions
 from ._types import UNSET, Timeout, Unset
 from ._version import __version__
 from .models import (
@@ -104,5 +104,29 @@ __all__ = [
     "Web3Wallet",
     "__version__",
 ]
+
+if TYPE_CHECKING:
+    from ._bridge import BlockingCallInEventLoopWarning
+    from ._sync import ClerkSessions
+
+# The blocking client (and the event-loop machinery behind it) is imported on first use, so
+# async applications never load it.
+_LAZY = {"ClerkSessions": "._sync", "BlockingCallInEventLoopWarning": "._bridge"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 _setup_logging_from_env()

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import _constants
+from ._errors import ConfigurationError
 from ._types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -78,6 +86,9 @@ class PauseGate:
     def pause(self, seconds: float) -> None:
         self._until = max(self._until, self._clock() + seconds)
 
+    def paused(self) -> bool:
+        return self._until > self._clock()
+
     async def wait(self) -> None:
         while (delay := self._until - self._clock()) > 0:
             await self._sleep(delay)
@@ -86,7 +97,7 @@ class PauseGate:
 _DONE: Any = object()
 
 
-async def refresh_tokens(
+def _start(
     client: AsyncClerkSessions,
     requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
     *,
@@ -94,12 +105,22 @@ async def refresh_tokens(
     template: str | None,
     organization_id: str | Unset | None,
     on_progress: ProgressCallback | None,
-) -> AsyncIterator[TokenResult]:
-    """See :meth:`AsyncClerkSessions.refresh_tokens`."""
+    deliver: Callable[[Any], Awaitable[None] | None],
+) -> list[asyncio.Future[None]]:
+    """Start the workers. Each hands ``deliver`` its results, the input's exception if reading
+    it fails, and ``_DONE`` when the input is exhausted."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
     total = len(requests) if hasattr(requests, "__len__") else None  # type: ignore[arg-type]
-    source = _aiter(requests)
+    # A plain iterable is read without awaiting, so workers need no lock to share it; an async
+    # one is read under a lock (an async generator refuses a second concurrent anext).
+    plain: Iterator[str | TokenRequest] | None = None
+    source: AsyncIterator[str | TokenRequest] | None = None
+    if isinstance(requests, AsyncIterable):
+        source = aiter(requests)
+    else:
+        plain = iter(requests)
     source_lock = asyncio.Lock()
-    results: asyncio.Queue[TokenResult | BaseException | object] = asyncio.Queue(concurrency)
     gate = PauseGate(client._clock, client._sleep)
     own = client._batch_view(gate)
     # Views for other clients' tokens, recently used first out last: a batch across a million
@@ -139,22 +160,53 @@ async def refresh_tokens(
     async def worker() -> None:
         try:
             while True:
-                async with source_lock:
-                    item = await anext(source, _DONE)
+                if plain is not None:
+                    item = next(plain, _DONE)
+                else:
+                    assert source is not None
+                    async with source_lock:
+                        item = await anext(source, _DONE)
                 if item is _DONE:
                     break
-                await gate.wait()
+                if gate.paused():
+                    await gate.wait()
                 result = await one(item)
                 counts["done"] += 1
                 counts["failed"] += not result.ok
                 if on_progress is not None:
                     on_progress(counts["done"], counts["failed"], total)
-                await results.put(result)
+                if (delivered := deliver(result)) is not None:
+                    await delivered
         except Exception as exc:  # the input itself failed: end the batch with its error
-            await results.put(exc)
-        await results.put(_DONE)  # not in a finally: a cancelled worker must not block here
+            if (delivered := deliver(exc)) is not None:
+                await delivered
+        # Not in a finally: a cancelled worker must not block here.
+        if (delivered := deliver(_DONE)) is not None:
+            await delivered
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    return [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+
+
+async def refresh_tokens(
+    client: AsyncClerkSessions,
+    requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+    *,
+    concurrency: int,
+    template: str | None,
+    organization_id: str | Unset | None,
+    on_progress: ProgressCallback | None,
+) -> AsyncIterator[TokenResult]:
+    """See :meth:`AsyncClerkSessions.refresh_tokens`."""
+    results: asyncio.Queue[Any] = asyncio.Queue(concurrency)
+    workers = _start(
+        client,
+        requests,
+        concurrency=concurrency,
+        template=template,
+        organization_id=organization_id,
+        on_progress=on_progress,
+        deliver=results.put,
+    )
     finished = 0
     try:
         while finished < len(workers):
@@ -167,32 +219,53 @@ async def refresh_tokens(
                 assert isinstance(result, TokenResult)
                 yield result
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-
-
-async def _aiter(
-    requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
-) -> AsyncIterator[str | TokenRequest]:
-    if isinstance(requests, AsyncIterable):
-        async for item in requests:
-            yield item
-    else:
-        for item in requests:
-            yield item
+        await _stop(workers)
 
 
 async def summarize(
-    results: AsyncIterator[TokenResult], clock: Callable[[], float]
+    client: AsyncClerkSessions,
+    requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
+    *,
+    concurrency: int,
+    template: str | None,
+    organization_id: str | Unset | None,
+    on_progress: ProgressCallback | None,
 ) -> BatchSummary:
-    started = clock()
+    """See :meth:`AsyncClerkSessions.refresh_tokens_summary`: the same batch, counted as the
+    results come (no queue and no generator between the workers and the counts)."""
+    started = client._clock()
     ok = 0
     failed: dict[str, int] = {}
-    async for result in results:
+
+    def count(result: Any) -> None:
+        nonlocal ok
+        if isinstance(result, BaseException):
+            raise result  # the input failed: the worker ends with it, and so does the batch
+        if result is _DONE:
+            return
         if result.error is None:
             ok += 1
         else:
             name = type(result.error).__name__
             failed[name] = failed.get(name, 0) + 1
-    return BatchSummary(ok, failed, clock() - started)
+
+    workers = _start(
+        client,
+        requests,
+        concurrency=concurrency,
+        template=template,
+        organization_id=organization_id,
+        on_progress=on_progress,
+        deliver=count,
+    )
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        await _stop(workers)
+    return BatchSummary(ok, failed, client._clock() - started)
+
+
+async def _stop(workers: list[asyncio.Future[None]]) -> None:
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)

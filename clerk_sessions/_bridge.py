@@ -24,13 +24,14 @@ import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, TypeVar
-
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._client import AsyncClerkSessions
 from ._errors import APIConnectionError, ConfigurationError
 from ._transport import Transport
+
+if TYPE_CHECKING:  # anyio's portal is imported when a client first needs one
+    from anyio.from_thread import BlockingPortal
 
 T = TypeVar("T")
 Self = TypeVar("Self", bound="SyncClient")
@@ -163,6 +164,8 @@ class LoopRuntime:
             if self._closed:
                 raise _closed_error()
             if self._portal is None:
+                from anyio.from_thread import start_blocking_portal
+
                 self._portal_cm = start_blocking_portal("asyncio", name="clerk-sessions-portal")
                 self._portal = self._portal_cm.__enter__()
             return self._portal

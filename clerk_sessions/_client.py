@@ -311,7 +311,8 @@ class AsyncClerkSessions:
                 _log_failure(operation.method, operation.name, exc, self._clock() - started)
             else:
                 # Any response may rotate the client token, error responses included.
-                await self._token.apply_rotation(raw.headers, sent_token)
+                if "Authorization" in raw.headers:
+                    await self._token.apply_rotation(raw.headers, sent_token)
                 status = raw.status
                 if 200 <= status < 300:
                     _log_response(operation, status, self._clock() - started, retries, None)
@@ -399,8 +400,6 @@ class AsyncClerkSessions:
         are also cached for :meth:`get_token`. ``on_progress(done, failed, total)`` is called
         after each result.
         """
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
         async for result in _batch.refresh_tokens(
             self,
             requests,
@@ -422,14 +421,12 @@ class AsyncClerkSessions:
     ) -> BatchSummary:
         """Run :meth:`refresh_tokens` to the end and count the outcomes (ok, failed by class)."""
         return await _batch.summarize(
-            self.refresh_tokens(
-                requests,
-                concurrency=concurrency,
-                template=template,
-                organization_id=organization_id,
-                on_progress=on_progress,
-            ),
-            self._clock,
+            self,
+            requests,
+            concurrency=concurrency,
+            template=template,
+            organization_id=organization_id,
+            on_progress=on_progress,
         )
 
     async def _mint(

@@ -1,8 +1,8 @@
 """The cattrs converter that turns decoded JSON into the models of :mod:`clerk_sessions.models`.
 
-``CONVERTER`` is built once at import, with two hooks generated once per model: cattrs'
-``make_dict_structure_fn`` hook (detailed validation, error paths) and, in front of it, an
-optimistic fast path that checks scalars inline and hands any input it does not like to the
+``CONVERTER`` is built once at import; each model gets two hooks, generated on first use:
+cattrs' ``make_dict_structure_fn`` hook (detailed validation, error paths) and, in front of it,
+an optimistic fast path that checks scalars inline and hands any input it does not like to the
 cattrs hook (see "Fast path" below). Structuring a response is a chain of plain function calls.
 :func:`structure` is what the rest of the package calls: it turns any structuring failure into
 :class:`~clerk_sessions.ResponseValidationError` carrying cattrs paths such as
@@ -374,15 +374,43 @@ def _inline_key(tp: Any) -> Any:
     return dict if _is_dict(tp) else tp
 
 
+def _lazy_hook(table: dict[Any, Any], name: Any, converter: cattrs.Converter, tp: Any) -> Hook:
+    """A stand-in for a nested type's hook that fetches (generates) it on first use and puts it
+    in its place (in a generated function's globals, or a dispatch table): the hooks of types
+    no response has carried yet (sign-in and sign-up objects, most verification kinds) are
+    never built."""
+
+    def first_use(value: Any, type_: Any = None) -> Any:
+        hook = table[name] = converter.get_structure_hook(tp)
+        return hook(value, tp)
+
+    return first_use
+
+
+def _variants_by_object(tp: Any) -> dict[str, Any]:
+    """The variants of a verification union that an ``object`` value names unambiguously."""
+    owners: dict[str, list[Any]] = {}
+    for variant in get_args(tp):
+        if variant is not NoneType and variant is not UnknownVerification:
+            for obj in VERIFICATION_DISCRIMINATORS[variant].objects:
+                owners.setdefault(obj, []).append(variant)
+    return {obj: found[0] for obj, found in owners.items() if len(found) == 1}
+
+
 def _field_code(
     index: int, field: attrs.Attribute[Any], tp: Any, converter: cattrs.Converter, env: Any
 ) -> list[str]:
-    """Source lines that set ``f<index>`` from ``o`` for one field, or raise."""
+    """Source lines that set ``f<index>`` from ``o`` for one field, or raise.
+
+    A field whose value is ``None`` adds one to ``missing`` when its key is absent: the
+    object then has unknown keys exactly when ``len(o)`` exceeds the known keys present.
+    """
     v, key = f"f{index}", repr(field.name)
     hook, type_ = f"__h{index}", f"__t{index}"
+    absent = f"if {key} not in o: missing += 1"
 
     def use_hook(for_type: Any) -> None:
-        env[hook] = converter.get_structure_hook(for_type)
+        env[hook] = _lazy_hook(env, hook, converter, for_type)
         env[type_] = for_type
 
     default: Any = field.default
@@ -397,7 +425,12 @@ def _field_code(
         single = args[0] if len(args) == 1 else None
         check = _INLINE_CHECKS.get(_inline_key(single)) if single is not None else None
         if check is not None:
-            return [f"{v} = get({key})", f"if {v} is not None and ({check.format(v=v)}): raise __M"]
+            return [
+                f"{v} = get({key})",
+                f"if {v} is None:",
+                f"    {absent}",
+                f"elif {check.format(v=v)}: raise __M",
+            ]
         if isinstance(single, type) and issubclass(single, OpenEnum):
             env[f"__e{index}"] = single._value2member_map_
             use_hook(single)
@@ -406,18 +439,40 @@ def _field_code(
                 f"if {v} is not None:",
                 f"    m = __e{index}.get({v})",
                 f"    {v} = m if m is not None else {hook}({v}, {type_})",
+                f"elif {key} not in o: missing += 1",
             ]
         use_hook(single if single is not None else tp)  # a model, or a verification union
-        return [f"{v} = get({key})", f"if {v} is not None: {v} = {hook}({v}, {type_})"]
+        if single is None and _is_verification_union(tp):
+            # The variant named by ``object`` directly (what the union's hook would pick
+            # first); anything else (no or an ambiguous ``object``) goes to the union's hook.
+            table = f"__vo{index}"
+            by_object: dict[str, Hook] = {}
+            env[table] = by_object
+            for obj, variant in _variants_by_object(tp).items():
+                by_object[obj] = _lazy_hook(by_object, obj, converter, variant)
+            return [
+                f"{v} = get({key})",
+                f"if type({v}) is dict:",
+                f"    h = {table}.get({v}.get('object'))",
+                f"    {v} = h({v}) if h is not None else {hook}({v}, {type_})",
+                f"elif {v} is not None: {v} = {hook}({v}, {type_})",
+                f"elif {key} not in o: missing += 1",
+            ]
+        return [
+            f"{v} = get({key})",
+            f"if {v} is not None: {v} = {hook}({v}, {type_})",
+            f"elif {key} not in o: missing += 1",
+        ]
     factory = getattr(default, "factory", None) if isinstance(default, _FACTORY) else None
     if factory is not None:
         if factory is list and _is_list(tp):
-            use_hook(tp)
-            return [f"{v} = get({key})", f"{v} = [] if {v} is None else {hook}({v}, {type_})"]
+            return _list_code(index, v, key, tp, converter, env)
         if factory is dict and _is_dict(tp):
             return [
                 f"{v} = get({key})",
-                f"if {v} is None: {v} = {{}}",
+                f"if {v} is None:",
+                f"    {v} = {{}}",
+                f"    {absent}",
                 f"elif {v}.__class__ is not dict: raise __M",
             ]
     # Anything else (Token.object = "token"): the field's hook, or its default when absent.
@@ -426,8 +481,64 @@ def _field_code(
     fallback = f"__d{index}.factory()" if isinstance(default, _FACTORY) else f"__d{index}"
     return [
         f"{v} = get({key}, __missing)",
-        f"{v} = {fallback} if {v} is __missing else {hook}({v}, {type_})",
+        f"if {v} is __missing:",
+        f"    {v} = {fallback}",
+        "    missing += 1",
+        f"else: {v} = {hook}({v}, {type_})",
     ]
+
+
+def _list_code(
+    index: int, v: str, key: str, tp: Any, converter: cattrs.Converter, env: Any
+) -> list[str]:
+    """A list field inline: null is ``[]``, an empty list costs no call, items are checked
+    in place (``list[str]``, ``list[int]``) or by the item's hook, in a new list either way."""
+    (item_tp,) = get_args(tp) or (Any,)
+    absent = f"    if {key} not in o: missing += 1"
+    if item_tp in (str, int):
+        return [
+            f"{v} = get({key})",
+            f"if {v} is None:",
+            f"    {v} = []",
+            absent,
+            f"elif {v}.__class__ is not list: raise __M",
+            "else:",
+            f"    for x in {v}:",
+            f"        if x.__class__ is not {item_tp.__name__}: raise __M",
+            f"    {v} = {v}.copy()",
+        ]
+    item = f"__i{index}"
+    env[item] = _lazy_hook(env, item, converter, item_tp)
+    env[f"__it{index}"] = item_tp
+    # A model's fast hook takes the value alone: map() then calls it from C.
+    each = (
+        f"list(map({item}, {v}))"
+        if _is_model(item_tp)
+        else f"[{item}(x, __it{index}) for x in {v}]"
+    )
+    return [
+        f"{v} = get({key})",
+        f"if {v}.__class__ is list: {v} = {each} if {v} else []",
+        f"elif {v} is None:",
+        f"    {v} = []",
+        absent,
+        "else: raise __M",
+    ]
+
+
+def _sets_slots_plainly(cls: type) -> bool:
+    """Whether assigning every slot builds the same object as ``__init__`` does: a slotted
+    attrs class without validators, converters, setattr hooks or init hooks (all models)."""
+    return (
+        "__slots__" in cls.__dict__
+        and getattr(cls, "__setattr__", None) is object.__setattr__
+        and not hasattr(cls, "__attrs_pre_init__")
+        and not hasattr(cls, "__attrs_post_init__")
+        and all(
+            f.init and f.validator is None and f.converter is None and f.alias == f.name
+            for f in attrs.fields(cls)
+        )
+    )
 
 
 def _compile_fast_hook(
@@ -436,6 +547,7 @@ def _compile_fast_hook(
     typevars = dict(zip(getattr(cls, "__parameters__", ()), get_args(tp), strict=False))
     env: dict[str, Any] = {
         "__cls": cls,
+        "__new": object.__new__,
         "__slow": slow,
         "__M": _Mismatch,
         "__missing": _MISSING,
@@ -443,28 +555,39 @@ def _compile_fast_hook(
         "__frozen": FrozenMapping,
     }
     body: list[str] = []
-    kwargs: list[str] = []
+    values: list[tuple[str, str]] = []  # (attribute, expression)
     for index, field in enumerate(attrs.fields(attrs.resolve_types(cls))):
         if field.name in SDK_FIELDS:
+            if not isinstance(field.default, _FACTORY):
+                env[f"__sdk{index}"] = field.default
+                values.append((field.name, f"__sdk{index}"))
             continue
         field_tp = typevars.get(field.type, field.type)
         body.extend(_field_code(index, field, field_tp, converter, env))
-        kwargs.append(f"{field.alias}=f{index}")
+        values.append((field.name, f"f{index}"))
+    if _sets_slots_plainly(cls) and len(values) == len(attrs.fields(cls)):
+        # Half the cost of a keyword call to __init__ for a model of 40 fields.
+        build = ["obj = __new(__cls)", *(f"obj.{name} = {value}" for name, value in values)]
+    else:
+        kwargs = ", ".join(f"{name}={value}" for name, value in values if value[0] == "f")
+        build = [f"obj = __cls({kwargs})"]
     name = f"fast_structure_{cls.__name__}"
     lines = [
         f"def {name}(o, _=None):",
         "    if o.__class__ is not dict:",
         "        return __slow(o, None)",
         "    get = o.get",
+        "    missing = 0",
         "    try:",
         *(f"        {line}" for line in body),
-        f"        obj = __cls({', '.join(kwargs)})",
+        *(f"        {line}" for line in build),
         "    except Exception:",
         "        return __slow(o, None)  # redo it in detail: raises with the paths",
     ]
     if known is not None:
+        env["__n"] = len(known)
         lines += [
-            "    if not __known.issuperset(o):",
+            "    if len(o) != __n - missing:  # keys beyond the known ones present",
             "        extra = {k: v for k, v in o.items() if k not in __known}",
             "        obj.unknown_fields = __frozen(extra)",
         ]
@@ -487,21 +610,18 @@ def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
     args = get_args(tp)
     nullable = NoneType in args
     variants = [a for a in args if a is not NoneType and a is not UnknownVerification]
-    object_owners: dict[str, list[Any]] = {}
     strategy_owners: dict[str, list[Any]] = {}
     prefixes: list[tuple[str, Any]] = []
     for variant in variants:
         disc = VERIFICATION_DISCRIMINATORS[variant]
-        for obj in disc.objects:
-            object_owners.setdefault(obj, []).append(variant)
         for strategy in disc.strategies:
             strategy_owners.setdefault(strategy, []).append(variant)
         if disc.strategy_prefix:
             prefixes.append((disc.strategy_prefix, variant))
-    by_object = {k: owners[0] for k, owners in object_owners.items() if len(owners) == 1}
+    by_object = _variants_by_object(tp)
     by_strategy = {k: owners[0] for k, owners in strategy_owners.items() if len(owners) == 1}
     prefixes.sort(key=lambda pair: -len(pair[0]))
-    hooks = {variant: converter.get_structure_hook(variant) for variant in variants}
+    hooks: dict[Any, Hook] = {}  # a variant's hook is built when the variant first occurs
 
     def structure_verification(value: Any, _: Any) -> Any:
         if value is None:
@@ -523,7 +643,10 @@ def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
                             break
         if variant is None:
             return UnknownVerification.from_raw(value)
-        return hooks[variant](value, variant)
+        hook = hooks.get(variant)
+        if hook is None:
+            hook = hooks[variant] = converter.get_structure_hook(variant)
+        return hook(value, variant)
 
     return structure_verification
 
@@ -552,7 +675,7 @@ def make_converter(
     detailed_validation: bool = True,
     fast_path: bool = True,
 ) -> cattrs.Converter:
-    """A converter for the models, with every model hook generated up front.
+    """A converter for the models; each model's hook is generated when first needed.
 
     ``forbid_extra_keys=True`` gives the strict variant that rejects keys the spec does not
     declare (for tests that detect spec drift). ``track_unknown_fields``, ``detailed_validation``
@@ -583,12 +706,13 @@ def make_converter(
     )
     # Last registered is consulted first: verification unions before plain optionals.
     converter.register_structure_hook_factory(_is_verification_union, _verification_union_factory)
-    for tp in _model_types():
-        converter.get_structure_hook(tp)  # generate (and cache) every hook now
+    # Hooks are generated on first use, each once: importing the package compiles none, and
+    # the types no response carries (sign-in and sign-up objects...) are never compiled.
     return converter
 
 
 CONVERTER = make_converter()
+_HOOKS: dict[Any, Hook] = {}
 
 
 @overload
@@ -616,7 +740,10 @@ def structure(
     its message names the first ones. The cattrs exception is chained as ``__cause__``.
     """
     try:
-        return CONVERTER.structure(data, tp)
+        hook = _HOOKS.get(tp)
+        if hook is None:  # first use of this type: cattrs' dispatch, once
+            hook = _HOOKS[tp] = CONVERTER.get_structure_hook(tp)
+        return hook(data, tp)
     except StructureHandlerNotFoundError:
         raise  # a programming error (unsupported type), not a bad response
     except Exception as exc:

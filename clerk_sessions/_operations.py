@@ -11,8 +11,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
-import attrs
-
 from .models import Client, Envelope, Session, SessionReverification, Token
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -27,33 +25,61 @@ class CallResult(Protocol):
 R = TypeVar("R", bound=CallResult)
 
 
-@attrs.frozen
 class Operation(Generic[R]):
     """One Frontend API operation: everything needed to call it and to read its answer.
 
     ``R`` is the type a successful call returns, so ``_call(GET_SESSION, ...)`` is typed.
+    Read-only by convention (a plain slotted class: nothing to compile at import).
     """
 
-    name: str
-    """Python method name: the spec's ``operationId`` in snake_case."""
-    operation_id: str
-    method: str
-    path: str
-    """Path template below ``/v1``'s parent, e.g. ``/v1/client/sessions/{session_id}``."""
-    response_type: type[R]
-    retry_safe: bool
-    """Safe to repeat after a failure that may have reached the server (5xx, dropped reply)."""
-    body: tuple[str, ...] = ()
-    """Form fields, in the order they are sent."""
-    required_body: frozenset[str] = frozenset()
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    """Header parameters: Python keyword → HTTP header name."""
-    ends_sessions: bool = False
-    """Success signs a session out: cached tokens for it must go."""
+    __slots__ = (
+        "body",
+        "ends_sessions",
+        "headers",
+        "method",
+        "name",
+        "operation_id",
+        "path",
+        "path_params",
+        "required_body",
+        "response_type",
+        "retry_safe",
+    )
 
-    @property
-    def path_params(self) -> tuple[str, ...]:
-        return tuple(_PATH_PARAM.findall(self.path))
+    def __init__(
+        self,
+        *,
+        name: str,
+        operation_id: str,
+        method: str,
+        path: str,
+        response_type: type[R],
+        retry_safe: bool,
+        body: tuple[str, ...] = (),
+        required_body: frozenset[str] = frozenset(),
+        headers: Mapping[str, str] | None = None,
+        ends_sessions: bool = False,
+    ) -> None:
+        self.name = name
+        """Python method name: the spec's ``operationId`` in snake_case."""
+        self.operation_id = operation_id
+        self.method = method
+        self.path = path
+        """Path template below ``/v1``'s parent, e.g. ``/v1/client/sessions/{session_id}``."""
+        self.path_params: tuple[str, ...] = tuple(_PATH_PARAM.findall(path))
+        self.response_type = response_type
+        self.retry_safe = retry_safe
+        """Safe to repeat after a failure that may have reached the server (5xx, dropped reply)."""
+        self.body = body
+        """Form fields, in the order they are sent."""
+        self.required_body = required_body
+        self.headers: Mapping[str, str] = headers or {}
+        """Header parameters: Python keyword → HTTP header name."""
+        self.ends_sessions = ends_sessions
+        """Success signs a session out: cached tokens for it must go."""
+
+    def __repr__(self) -> str:
+        return f"Operation(name={self.name!r}, method={self.method!r}, path={self.path!r})"
 
 
 _SESSION = "/v1/client/sessions/{session_id}"

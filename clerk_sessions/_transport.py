@@ -8,7 +8,6 @@ import platform
 import sys
 
 import aiohttp
-import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -30,11 +29,18 @@ USER_AGENT = (
 )
 
 
-@attrs.frozen
 class RawResponse:
-    status: int
-    headers: CIMultiDictProxy[str] = attrs.field(repr=False)
-    body: bytes = attrs.field(repr=False)
+    """A response, read and released (a plain slotted class: one per attempt)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:  # headers and body may hold secrets
+        return f"RawResponse(status={self.status})"
 
 
 class Transport:
@@ -127,7 +133,15 @@ class Transport:
                 allow_redirects=False,  # a redirect must never carry the client token elsewhere
                 proxy=self._proxy,
             ) as response:
-                body = await _read_limited(response, request)
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= MAX_RESPONSE_BYTES
+                    and "Content-Encoding" not in response.headers
+                ):
+                    body = await response.read()  # the usual reply: declared and small
+                else:
+                    body = await _read_limited(response, request)
                 return RawResponse(response.status, response.headers, body)
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise APITimeoutError(

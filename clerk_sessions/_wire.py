@@ -7,12 +7,12 @@ server (gidgethub's ``sansio``, h11). ``_transport`` moves the bytes; ``_client`
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import attrs
 import orjson
 
 from ._constants import BODY_EXCERPT_CHARS, FORM_CONTENT_TYPE
@@ -30,28 +30,51 @@ from ._retry import parse_retry_after
 from ._types import UNSET
 from .models import ClerkErrors
 
+# Characters quote(safe="") leaves alone, without "." (dot-segments need escaping).
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_~-]+")
+
 # Headers the SDK owns: letting callers override them would bypass token rotation or produce
 # a request FAPI rejects (Origin together with Authorization).
 _RESERVED_HEADERS = frozenset({"authorization", "origin", "clerk-api-version", "content-type"})
 
 
-@attrs.frozen
 class PreparedRequest:
-    """A request ready to send; ``client_token`` is the token it carries (for rotation)."""
+    """A request ready to send; ``client_token`` is the token it carries (for rotation).
 
-    operation: Operation[Any]
-    method: str
-    url: str
-    """Fully percent-encoded; send it without re-encoding."""
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    body: bytes | None = attrs.field(repr=False)
-    client_token: str | None = attrs.field(repr=False)
+    Read-only by convention. A plain slotted class: one is built per attempt, and an attrs
+    frozen class costs a compiled ``__init__`` at import and ``object.__setattr__`` per field.
+    """
+
+    __slots__ = ("body", "client_token", "headers", "method", "operation", "url")
+
+    def __init__(
+        self,
+        operation: Operation[Any],
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        client_token: str | None,
+    ) -> None:
+        self.operation = operation
+        self.method = method
+        self.url = url
+        """Fully percent-encoded; send it without re-encoding."""
+        self.headers = headers
+        self.body = body
+        self.client_token = client_token
+
+    def __repr__(self) -> str:  # headers, body and token may hold secrets
+        name, method = self.operation.name, self.method
+        return f"PreparedRequest(operation={name!r}, method={method!r}, url={self.url!r})"
 
 
 def encode_path_segment(name: str, value: object) -> str:
     """One path parameter as exactly one path segment, or ValueError/TypeError before any I/O."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if _PLAIN_SEGMENT.fullmatch(value):  # sess_2b…, template names: nothing to escape
+        return value
     if not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     segment = quote(value, safe="")
@@ -120,7 +143,7 @@ def build_request(
             for name in operation.body
             if body_args.get(name, UNSET) is not UNSET
         ]
-        body = urlencode(fields).encode("ascii")
+        body = urlencode(fields).encode("ascii") if fields else b""
 
     return PreparedRequest(
         operation=operation,

@@ -37,6 +37,7 @@ import attrs
 from ._model_base import (
     EMPTY_MAPPING,
     Discriminator,
+    ModelBase,
     OpenEnum,
     UnknownVerification,
     redacted_repr,
@@ -257,8 +258,8 @@ class VerificationStrategy(OpenEnum):
 # ---- Models ----------------------------------------------------------------
 
 
-@attrs.define(kw_only=True)
-class ClerkError:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class ClerkError(ModelBase):
     """The ``ClerkError`` schema."""
 
     message: str | None = None
@@ -269,8 +270,8 @@ class ClerkError:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class ClerkErrors:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class ClerkErrors(ModelBase):
     """The ``ClerkErrors`` schema."""
 
     errors: list[ClerkError] = attrs.field(factory=list)
@@ -280,8 +281,8 @@ class ClerkErrors:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class Client:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Client(ModelBase):
     """The ``Client.Client-2`` schema."""
 
     #: String representing the object's type. Objects of the same type share the same value.
@@ -307,8 +308,8 @@ class Client:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class EmailAddress:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class EmailAddress(ModelBase):
     """The ``Client.EmailAddress`` schema."""
 
     id: str
@@ -328,8 +329,8 @@ class EmailAddress:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class Organization:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Organization(ModelBase):
     """The ``Client.Organization`` schema."""
 
     id: str
@@ -356,8 +357,8 @@ class Organization:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class OrganizationMembership:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class OrganizationMembership(ModelBase):
     """The ``Client.OrganizationMembership`` schema."""
 
     id: str
@@ -377,8 +378,8 @@ class OrganizationMembership:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class Passkey:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Passkey(ModelBase):
     """The ``Client.Passkey`` schema."""
 
     id: str
@@ -396,8 +397,8 @@ class Passkey:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class PhoneNumber:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class PhoneNumber(ModelBase):
     """The ``Client.PhoneNumber`` schema."""
 
     id: str
@@ -418,8 +419,8 @@ class PhoneNumber:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class PublicUserData:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class PublicUserData(ModelBase):
     """The ``Client.PublicUserData`` schema."""
 
     first_name: str | None = None
@@ -438,8 +439,8 @@ class PublicUserData:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SamlAccount:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SamlAccount(ModelBase):
     """The ``Client.SAMLAccount`` schema."""
 
     id: str
@@ -462,8 +463,8 @@ class SamlAccount:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SessionBase:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SessionBase(ModelBase):
     """The ``Client.SessionBase-2`` schema."""
 
     id: str
@@ -480,7 +481,7 @@ class SessionBase:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class Session(SessionBase):
     """The ``Client.Session-2`` schema."""
 
@@ -495,8 +496,8 @@ class Session(SessionBase):
     updated_at: int | None = None
 
 
-@attrs.define(kw_only=True)
-class SessionReverification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SessionReverification(ModelBase):
     """The ``Client.SessionReverification`` schema."""
 
     #: String representing the object's type. Objects of the same type share the same value.
@@ -513,8 +514,8 @@ class SessionReverification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SessionTask:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SessionTask(ModelBase):
     """The ``Client.SessionTask`` schema."""
 
     key: str | None = None
@@ -522,8 +523,8 @@ class SessionTask:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SignInUserData:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SignInUserData(ModelBase):
     """The inline object ``user_data`` of ``Client.SignIn-2``."""
 
     first_name: str | None = None
@@ -536,8 +537,8 @@ class SignInUserData:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SignIn:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SignIn(ModelBase):
     """The ``Client.SignIn-2`` schema."""
 
     #: String representing the object's type. Objects of the same type share the same value.
@@ -561,8 +562,8 @@ class SignIn:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SignUp:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SignUp(ModelBase):
     """The ``Client.SignUp`` schema."""
 
     #: String representing the object's type. Objects of the same type share the same value.
@@ -603,8 +604,8 @@ class SignUp:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SignUpVerifications:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SignUpVerifications(ModelBase):
     """The ``Client.SignUp.Verifications`` schema."""
 
     email_address: SignUpEmailAddressVerificationUnion | None = None
@@ -615,8 +616,8 @@ class SignUpVerifications:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class User:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class User(ModelBase):
     """The ``Client.User`` schema."""
 
     id: str
@@ -683,8 +684,8 @@ class User:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class Web3Wallet:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Web3Wallet(ModelBase):
     """The ``Client.Web3Wallet`` schema."""
 
     id: str
@@ -700,8 +701,8 @@ class Web3Wallet:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class ExternalAccount:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class ExternalAccount(ModelBase):
     """The ``ExternalAccountWithVerification`` schema."""
 
     #: String representing the object's type. Objects of the same type share the same value.
@@ -733,8 +734,8 @@ class ExternalAccount:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class IdentificationLink:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class IdentificationLink(ModelBase):
     """The ``Stubs.Identification.Link`` schema."""
 
     type: str | None = None
@@ -743,8 +744,8 @@ class IdentificationLink:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SamlConnection:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SamlConnection(ModelBase):
     """The ``Stubs.SAMLConnection.SAMLAccount`` schema."""
 
     id: str
@@ -767,8 +768,8 @@ class SamlConnection:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SignInFactor:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SignInFactor(ModelBase):
     """The ``Stubs.SignInFactor`` schema."""
 
     strategy: SignInFactorStrategy | None = None
@@ -787,8 +788,8 @@ class SignInFactor:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SignUpVerificationFields:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SignUpVerificationFields(ModelBase):
     """The ``Stubs.SignUpVerification.AdditionalFields`` schema."""
 
     next_action: SignUpNextAction | None = None
@@ -797,8 +798,8 @@ class SignUpVerificationFields:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class AdminVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class AdminVerification(ModelBase):
     """The ``Stubs.Verification.Admin`` schema."""
 
     object: str | None = None
@@ -810,8 +811,8 @@ class AdminVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class BackupCodeVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class BackupCodeVerification(ModelBase):
     """The ``Stubs.Verification.BackupCode`` schema."""
 
     object: str | None = None
@@ -823,8 +824,8 @@ class BackupCodeVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class FromOauthVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class FromOauthVerification(ModelBase):
     """The ``Stubs.Verification.FromOauth`` schema."""
 
     object: str | None = None
@@ -836,7 +837,7 @@ class FromOauthVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class SignUpFromOauthVerification(FromOauthVerification):
     """``Stubs.Verification.FromOauth`` with the sign-up additional fields."""
 
@@ -844,8 +845,8 @@ class SignUpFromOauthVerification(FromOauthVerification):
     supported_strategies: list[str] = attrs.field(factory=list)
 
 
-@attrs.define(kw_only=True)
-class GoogleOneTapVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class GoogleOneTapVerification(ModelBase):
     """The ``Stubs.Verification.GoogleOneTap`` schema."""
 
     object: str | None = None
@@ -857,8 +858,8 @@ class GoogleOneTapVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class InvitationVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class InvitationVerification(ModelBase):
     """The ``Stubs.Verification.Invitation`` schema."""
 
     object: str | None = None
@@ -870,8 +871,8 @@ class InvitationVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class LinkVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class LinkVerification(ModelBase):
     """The ``Stubs.Verification.Link`` schema."""
 
     object: str | None = None
@@ -884,7 +885,7 @@ class LinkVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class SignUpLinkVerification(LinkVerification):
     """``Stubs.Verification.Link`` with the sign-up additional fields."""
 
@@ -892,8 +893,8 @@ class SignUpLinkVerification(LinkVerification):
     supported_strategies: list[str] = attrs.field(factory=list)
 
 
-@attrs.define(kw_only=True)
-class OtpVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class OtpVerification(ModelBase):
     """The ``Stubs.Verification.OTP`` schema."""
 
     object: str | None = None
@@ -905,7 +906,7 @@ class OtpVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class SignUpOtpVerification(OtpVerification):
     """``Stubs.Verification.OTP`` with the sign-up additional fields."""
 
@@ -913,8 +914,8 @@ class SignUpOtpVerification(OtpVerification):
     supported_strategies: list[str] = attrs.field(factory=list)
 
 
-@attrs.define(kw_only=True)
-class OauthVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class OauthVerification(ModelBase):
     """The ``Stubs.Verification.Oauth`` schema."""
 
     object: str | None = None
@@ -928,8 +929,8 @@ class OauthVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class PasskeyVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class PasskeyVerification(ModelBase):
     """The ``Stubs.Verification.Passkey`` schema."""
 
     object: str | None = None
@@ -942,8 +943,8 @@ class PasskeyVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class PasswordVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class PasswordVerification(ModelBase):
     """The ``Stubs.Verification.Password`` schema."""
 
     object: str | None = None
@@ -955,8 +956,8 @@ class PasswordVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class SamlVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class SamlVerification(ModelBase):
     """The ``Stubs.Verification.SAML`` schema."""
 
     object: str | None = None
@@ -970,7 +971,7 @@ class SamlVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class SignUpSamlVerification(SamlVerification):
     """``Stubs.Verification.SAML`` with the sign-up additional fields."""
 
@@ -978,8 +979,8 @@ class SignUpSamlVerification(SamlVerification):
     supported_strategies: list[str] = attrs.field(factory=list)
 
 
-@attrs.define(kw_only=True)
-class ScimVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class ScimVerification(ModelBase):
     """The ``Stubs.Verification.SCIM`` schema."""
 
     object: str | None = None
@@ -991,8 +992,8 @@ class ScimVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class TotpVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class TotpVerification(ModelBase):
     """The ``Stubs.Verification.TOTP`` schema."""
 
     object: str | None = None
@@ -1004,8 +1005,8 @@ class TotpVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class TicketVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class TicketVerification(ModelBase):
     """The ``Stubs.Verification.Ticket`` schema."""
 
     object: str | None = None
@@ -1017,7 +1018,7 @@ class TicketVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class SignUpTicketVerification(TicketVerification):
     """``Stubs.Verification.Ticket`` with the sign-up additional fields."""
 
@@ -1025,8 +1026,8 @@ class SignUpTicketVerification(TicketVerification):
     supported_strategies: list[str] = attrs.field(factory=list)
 
 
-@attrs.define(kw_only=True)
-class TrustedDeviceChallenge:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class TrustedDeviceChallenge(ModelBase):
     """The inline object ``trusted_device_challenge`` of ``Stubs.Verification.TrustedDevice``."""
 
     object: str
@@ -1040,8 +1041,8 @@ class TrustedDeviceChallenge:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class TrustedDeviceVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class TrustedDeviceVerification(ModelBase):
     """The ``Stubs.Verification.TrustedDevice`` schema."""
 
     object: str | None = None
@@ -1054,8 +1055,8 @@ class TrustedDeviceVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class Web3SignatureVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Web3SignatureVerification(ModelBase):
     """The ``Stubs.Verification.Web3Signature`` schema."""
 
     object: str | None = None
@@ -1069,7 +1070,7 @@ class Web3SignatureVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class SignUpWeb3SignatureVerification(Web3SignatureVerification):
     """``Stubs.Verification.Web3Signature`` with the sign-up additional fields."""
 
@@ -1077,8 +1078,8 @@ class SignUpWeb3SignatureVerification(Web3SignatureVerification):
     supported_strategies: list[str] = attrs.field(factory=list)
 
 
-@attrs.define(kw_only=True)
-class Token:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Token(ModelBase):
     """The ``Token`` schema."""
 
     #: String representing the object's type. Objects of the same type share the same value.
@@ -1091,8 +1092,8 @@ class Token:
     """How many times the SDK retried the request before this answer."""
 
 
-@attrs.define(kw_only=True)
-class ExternalAccountGoogleOneTapVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class ExternalAccountGoogleOneTapVerification(ModelBase):
     """The ``verification_google_one_tap`` schema."""
 
     object: str | None = None
@@ -1106,8 +1107,8 @@ class ExternalAccountGoogleOneTapVerification:
     """JSON keys this version does not know, as received (read-only)."""
 
 
-@attrs.define(kw_only=True)
-class ExternalAccountOauthVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class ExternalAccountOauthVerification(ModelBase):
     """The ``verification_oauth`` schema."""
 
     object: str | None = None
@@ -1128,8 +1129,8 @@ class ExternalAccountOauthVerification:
 T = TypeVar("T")
 
 
-@attrs.define(kw_only=True)
-class Envelope(Generic[T]):
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Envelope(ModelBase, Generic[T]):
     """A response object with the client state piggybacked on it: ``{"response", "client"}``."""
 
     response: T

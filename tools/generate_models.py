@@ -817,11 +817,15 @@ import attrs
 from ._model_base import (
     EMPTY_MAPPING,
     Discriminator,
+    ModelBase,
     OpenEnum,
     UnknownVerification,
     redacted_repr,
 )
 """
+
+# repr and == come from ModelBase, written once, instead of being compiled for every class.
+DECORATOR = "@attrs.define(kw_only=True, repr=False, eq=False)"
 
 UNKNOWN_FIELDS_LINE = (
     "    unknown_fields: Mapping[str, Any] = attrs.field("
@@ -840,8 +844,8 @@ ENVELOPE_CLASS = '''\
 T = TypeVar("T")
 
 
-@attrs.define(kw_only=True)
-class Envelope(Generic[T]):
+@attrs.define(kw_only=True, repr=False, eq=False)
+class Envelope(ModelBase, Generic[T]):
     """A response object with the client state piggybacked on it: ``{"response", "client"}``."""
 
     response: T
@@ -891,9 +895,9 @@ def render_field(spec: FieldSpec) -> list[str]:
 
 
 def render_class(spec: ClassSpec) -> str:
-    base = f"({spec.base})" if spec.base else ""
+    base = f"({spec.base or 'ModelBase'})"
     lines = [
-        "@attrs.define(kw_only=True)",
+        DECORATOR,
         f"class {spec.name}{base}:",
         f'    """{spec.doc}"""',
         "",
