@@ -141,23 +141,6 @@ def _start(
             others.move_to_end(token)
         return view
 
-    async def one(item: str | TokenRequest) -> tuple[str | None, Exception | None, int]:
-        """``(jwt, error, retries_taken)`` of one request: never raises for its failure."""
-        if isinstance(item, TokenRequest):
-            session_id, client_token = item.session_id, item.client_token
-            item_template, item_org = item.template, item.organization_id
-        else:  # a session id of this client, with the batch's template and organization
-            session_id, client_token = item, None
-            item_template, item_org = template, organization_id
-        try:
-            if client_token is None:  # this client's own sessions: cache them too
-                token = await own._fetch_token(session_id, item_template, item_org)
-            else:  # a batch-only view: its cache entries could never be looked up again
-                token = await client_for(client_token)._mint(session_id, item_template, item_org)
-        except Exception as exc:  # one failure never stops the batch
-            return None, exc, getattr(exc, "retries_taken", 0)
-        return token.jwt, None, token.retries_taken
-
     async def worker() -> None:
         nonlocal done, failed
         try:
@@ -172,7 +155,23 @@ def _start(
                     break
                 if gate.paused():
                     await gate.wait()
-                jwt, error, retries = await one(item)
+                if isinstance(item, TokenRequest):
+                    session_id, client_token = item.session_id, item.client_token
+                    item_template, item_org = item.template, item.organization_id
+                else:  # a session id of this client, with the batch's template and organization
+                    session_id, client_token = item, None
+                    item_template, item_org = template, organization_id
+                jwt: str | None = None
+                error: Exception | None = None
+                try:
+                    if client_token is None:  # this client's own sessions: cache them too
+                        token = await own._fetch_token(session_id, item_template, item_org)
+                    else:  # a batch-only view: its cache entries could never be looked up again
+                        view = client_for(client_token)
+                        token = await view._mint(session_id, item_template, item_org)
+                    jwt, retries = token.jwt, token.retries_taken
+                except Exception as exc:  # one failure never stops the batch
+                    error, retries = exc, getattr(exc, "retries_taken", 0)
                 done += 1
                 if error is not None:
                     failed += 1

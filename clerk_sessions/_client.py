@@ -315,7 +315,8 @@ class AsyncClerkSessions:
                     await self._token.apply_rotation(raw.headers, sent_token)
                 status = raw.status
                 if 200 <= status < 300:
-                    _log_response(operation, status, self._clock() - started, retries, None)
+                    if logger.isEnabledFor(logging.DEBUG):  # no clock read when not logging
+                        _log_response(operation, status, self._clock() - started, retries, None)
                     try:
                         result = parse_success(operation, status, raw.body, secrets=(sent_token,))
                     except ResponseValidationError as exc:
@@ -432,15 +433,31 @@ class AsyncClerkSessions:
     async def _mint(
         self, session_id: str, template: str | None, organization_id: str | Unset | None
     ) -> Token:
-        """One token request: with a template, or for an organization (never both)."""
+        """One token request: with a template, or for an organization (never both).
+
+        What ``create_session_token(_with_template)`` do, one coroutine frame fewer per token.
+        """
         if template is None:
-            return await self.create_session_token(session_id, organization_id=organization_id)
+            return await self._call(
+                ops.CREATE_SESSION_TOKEN,
+                {"session_id": session_id},
+                {"organization_id": organization_id},
+                timeout=UNSET,
+                max_retries=UNSET,
+                extra_headers=None,
+            )
         if organization_id is not UNSET:
             raise ConfigurationError(
                 "organization_id cannot be combined with template: Clerk's template "
                 "endpoint takes no organization (use a template that reads the org)."
             )
-        return await self.create_session_token_with_template(session_id, template)
+        return await self._call(
+            ops.CREATE_SESSION_TOKEN_WITH_TEMPLATE,
+            {"session_id": session_id, "template_name": template},
+            timeout=UNSET,
+            max_retries=UNSET,
+            extra_headers=None,
+        )
 
     async def _fetch_token(
         self,
