@@ -323,7 +323,8 @@ class AsyncClerkSessions:
                         exc.retries_taken = retries
                         raise
                     result.retries_taken = retries
-                    self._update_token_cache(operation, path_args, result)
+                    if operation.ends_sessions or isinstance(result, Envelope):
+                        self._update_token_cache(operation, path_args, result)
                     return result
                 error = api_error(operation, status, raw.headers, raw.body, secrets=(sent_token,))
                 _log_response(operation, status, self._clock() - started, retries, error)
@@ -482,8 +483,7 @@ class AsyncClerkSessions:
                 shared = APIConnectionError("The token request was cancelled; try again.")
             self._tokens.finish(key, error=shared)
             raise
-        self._tokens.store(key, token.jwt, self._wall_clock())
-        self._tokens.finish(key, result=token)
+        self._tokens.store_and_finish(key, token.jwt, self._wall_clock(), token)
         return token
 
     async def _refresh_in_background(
