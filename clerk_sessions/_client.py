@@ -286,7 +286,7 @@ class AsyncClerkSessions:
         if max_retries is not UNSET:
             _check_max_retries(max_retries)
         retries_allowed = allowed_retries(operation.retry_safe, self._max_retries, max_retries)
-        deadline = self._clock() + call_timeout.total
+        deadline: float | None = None  # the budget starts when the first attempt is sent
         retries = 0
         while True:
             # Built per attempt: a retry carries the token a failed attempt may have rotated.
@@ -302,6 +302,8 @@ class AsyncClerkSessions:
                 extra_headers=extra_headers,
             )
             started = self._clock()
+            if deadline is None:
+                deadline = started + call_timeout.total
             status: int | None = None
             retry_after: float | None = None
             try:

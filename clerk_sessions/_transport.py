@@ -29,10 +29,6 @@ USER_AGENT = (
 )
 
 
-# Seconds of the call's budget an attempt may overrun it by, at most (see Transport.send).
-_SLACK = 0.001
-
-
 class RawResponse:
     """A response, read and released (a plain slotted class: one per attempt)."""
 
@@ -124,13 +120,12 @@ class Transport:
                 f"{_describe_timeout(timeout)} (the call's whole budget, retries included)."
             )
         session = self._get_session()
-        # A first attempt has (all but the microseconds spent building it) the whole budget:
-        # its aiohttp timeout is the same every time, built once per Timeout. A retry's is cut
-        # to what is left of the call's deadline.
-        whole = remaining > timeout.total - _SLACK
+        # A first attempt has the call's whole budget: its aiohttp timeout is the same every
+        # time, built once per Timeout. A retry's is cut to what is left of the call's deadline.
+        whole = remaining >= timeout.total
         client_timeout = self._client_timeouts.get(timeout) if whole else None
         if client_timeout is None:
-            client_timeout = _client_timeout(timeout, timeout.total if whole else remaining)
+            client_timeout = _client_timeout(timeout, remaining)
             if whole and len(self._client_timeouts) < 64:
                 self._client_timeouts[timeout] = client_timeout
         try:
