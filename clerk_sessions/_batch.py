@@ -106,9 +106,12 @@ def _start(
     organization_id: str | Unset | None,
     on_progress: ProgressCallback | None,
     deliver: Callable[[Any], Awaitable[None] | None],
+    tally: Callable[[Exception | None], None] | None = None,
 ) -> list[asyncio.Future[None]]:
     """Start the workers. Each hands ``deliver`` its results, the input's exception if reading
-    it fails, and ``_DONE`` when the input is exhausted."""
+    it fails, and ``_DONE`` when the input is exhausted. With ``tally``, a result is only the
+    request's error (``None`` when it succeeded), handed to ``tally``: no TokenRequest or
+    TokenResult is built for a batch that only counts."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
     total = len(requests) if hasattr(requests, "__len__") else None  # type: ignore[arg-type]
@@ -126,7 +129,7 @@ def _start(
     # Views for other clients' tokens, recently used first out last: a batch across a million
     # devices must not keep a million views. A view is cheap to rebuild (same pool).
     others: OrderedDict[str, AsyncClerkSessions] = OrderedDict()
-    counts = {"done": 0, "failed": 0}
+    done = failed = 0
 
     def client_for(token: str) -> AsyncClerkSessions:
         view = others.get(token)
@@ -138,26 +141,8 @@ def _start(
             others.move_to_end(token)
         return view
 
-    async def one(item: str | TokenRequest) -> TokenResult:
-        request = (
-            item
-            if isinstance(item, TokenRequest)
-            else TokenRequest(item, template=template, organization_id=organization_id)
-        )
-        try:
-            if request.client_token is None:  # this client's own sessions: cache them too
-                token = await own._fetch_token(
-                    request.session_id, request.template, request.organization_id
-                )
-            else:  # a batch-only view: its cache entries could never be looked up again
-                token = await client_for(request.client_token)._mint(
-                    request.session_id, request.template, request.organization_id
-                )
-        except Exception as exc:  # one failure never stops the batch
-            return TokenResult(request, None, exc, getattr(exc, "retries_taken", 0))
-        return TokenResult(request, token.jwt, None, token.retries_taken)
-
     async def worker() -> None:
+        nonlocal done, failed
         try:
             while True:
                 if plain is not None:
@@ -170,12 +155,37 @@ def _start(
                     break
                 if gate.paused():
                     await gate.wait()
-                result = await one(item)
-                counts["done"] += 1
-                counts["failed"] += not result.ok
+                if isinstance(item, TokenRequest):
+                    session_id, client_token = item.session_id, item.client_token
+                    item_template, item_org = item.template, item.organization_id
+                else:  # a session id of this client, with the batch's template and organization
+                    session_id, client_token = item, None
+                    item_template, item_org = template, organization_id
+                jwt: str | None = None
+                error: Exception | None = None
+                try:
+                    if client_token is None:  # this client's own sessions: cache them too
+                        token = await own._fetch_token(session_id, item_template, item_org)
+                    else:  # a batch-only view: its cache entries could never be looked up again
+                        view = client_for(client_token)
+                        token = await view._mint(session_id, item_template, item_org)
+                    jwt, retries = token.jwt, token.retries_taken
+                except Exception as exc:  # one failure never stops the batch
+                    error, retries = exc, getattr(exc, "retries_taken", 0)
+                done += 1
+                if error is not None:
+                    failed += 1
                 if on_progress is not None:
-                    on_progress(counts["done"], counts["failed"], total)
-                if (delivered := deliver(result)) is not None:
+                    on_progress(done, failed, total)
+                if tally is not None:  # only counts wanted: no result objects
+                    tally(error)
+                    continue
+                request = (
+                    item
+                    if isinstance(item, TokenRequest)
+                    else TokenRequest(item, template=template, organization_id=organization_id)
+                )
+                if (delivered := deliver(TokenResult(request, jwt, error, retries))) is not None:
                     await delivered
         except Exception as exc:  # the input itself failed: end the batch with its error
             if (delivered := deliver(exc)) is not None:
@@ -237,17 +247,17 @@ async def summarize(
     ok = 0
     failed: dict[str, int] = {}
 
-    def count(result: Any) -> None:
+    def count(error: Exception | None) -> None:
         nonlocal ok
-        if isinstance(result, BaseException):
-            raise result  # the input failed: the worker ends with it, and so does the batch
-        if result is _DONE:
-            return
-        if result.error is None:
+        if error is None:
             ok += 1
         else:
-            name = type(result.error).__name__
+            name = type(error).__name__
             failed[name] = failed.get(name, 0) + 1
+
+    def finish(result: Any) -> None:
+        if isinstance(result, BaseException):
+            raise result  # the input failed: the worker ends with it, and so does the batch
 
     workers = _start(
         client,
@@ -256,7 +266,8 @@ async def summarize(
         template=template,
         organization_id=organization_id,
         on_progress=on_progress,
-        deliver=count,
+        deliver=finish,
+        tally=count,
     )
     try:
         await asyncio.gather(*workers)

@@ -179,6 +179,15 @@ class TokenCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def store_and_finish(self, key: CacheKey, jwt: str, now: float, result: Any) -> None:
+        """:meth:`store` the leader's new token, then :meth:`finish` with it (one call)."""
+        self.store(key, jwt, now)
+        with self._lock:
+            waiters = self._inflight.pop(key, None)
+        if waiters:
+            for future in waiters:
+                future.set_result(result)
+
     def refresh_failed(self, key: CacheKey) -> None:
         with self._lock:
             entry = self._entries.get(key)

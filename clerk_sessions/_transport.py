@@ -65,6 +65,8 @@ class Transport:
         self._connection_limit = connection_limit
         self._many_loops = False
         self._closed = False
+        # aiohttp timeouts of whole attempts, by Timeout (frozen, hashable): built once each.
+        self._client_timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
 
     @property
     def owns_session(self) -> bool:
@@ -118,11 +120,14 @@ class Transport:
                 f"{_describe_timeout(timeout)} (the call's whole budget, retries included)."
             )
         session = self._get_session()
-        connect = timeout.connect
-        client_timeout = aiohttp.ClientTimeout(
-            total=min(timeout.total, remaining),
-            connect=None if connect is None else min(connect, remaining),
-        )
+        # A first attempt has the call's whole budget: its aiohttp timeout is the same every
+        # time, built once per Timeout. A retry's is cut to what is left of the call's deadline.
+        whole = remaining >= timeout.total
+        client_timeout = self._client_timeouts.get(timeout) if whole else None
+        if client_timeout is None:
+            client_timeout = _client_timeout(timeout, remaining)
+            if whole and len(self._client_timeouts) < 64:
+                self._client_timeouts[timeout] = client_timeout
         try:
             async with session.request(
                 request.method,
@@ -170,6 +175,15 @@ class Transport:
         session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None and self._injected is None:
             await session.close()
+
+
+def _client_timeout(timeout: Timeout, remaining: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout for one attempt: ``timeout``, cut to the ``remaining`` seconds."""
+    connect = timeout.connect
+    return aiohttp.ClientTimeout(
+        total=min(timeout.total, remaining),
+        connect=None if connect is None else min(connect, remaining),
+    )
 
 
 async def _read_limited(response: aiohttp.ClientResponse, request: PreparedRequest) -> bytes:

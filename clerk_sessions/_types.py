@@ -23,6 +23,10 @@ class Unset(enum.Enum):
     def __bool__(self) -> Literal[False]:
         return False
 
+    # Enum's __hash__ is a Python function (hash of the name); UNSET sits in every token cache
+    # key, hashed on each lookup and store. A singleton compares by identity: hash it so, in C.
+    __hash__ = object.__hash__
+
 
 UNSET: Final = Unset.UNSET
 """Leave an optional field out of the request (as opposed to ``None``, sent empty)."""

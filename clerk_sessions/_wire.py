@@ -115,13 +115,14 @@ def build_request(
     for name in operation.path_params:
         path = path.replace("{" + name + "}", encode_path_segment(name, path_args[name]))
 
-    for python_name in operation.headers:
-        if header_args is not None and header_args.get(python_name, UNSET) is not UNSET:
-            raise ConfigurationError(
-                f"{operation.name}: {python_name!r} cannot be sent by a native client: Clerk "
-                "rejects a request carrying both Origin and Authorization "
-                "(origin_authorization_headers_conflict). Leave it unset."
-            )
+    if header_args is not None:
+        for python_name in operation.headers:
+            if header_args.get(python_name, UNSET) is not UNSET:
+                raise ConfigurationError(
+                    f"{operation.name}: {python_name!r} cannot be sent by a native client: "
+                    "Clerk rejects a request carrying both Origin and Authorization "
+                    "(origin_authorization_headers_conflict). Leave it unset."
+                )
 
     request_headers = dict(headers)
     if extra_headers:
@@ -136,23 +137,18 @@ def build_request(
     request_headers["Authorization"] = client_token or ""
 
     body: bytes | None = None
-    if operation.method != "GET":
+    method = operation.method
+    if method != "GET":
         request_headers["Content-Type"] = FORM_CONTENT_TYPE
         fields = [
-            (name, encode_form_value(name, body_args[name]))
+            (name, encode_form_value(name, given))
             for name in operation.body
-            if body_args.get(name, UNSET) is not UNSET
+            if (given := body_args.get(name, UNSET)) is not UNSET
         ]
         body = urlencode(fields).encode("ascii") if fields else b""
 
-    return PreparedRequest(
-        operation=operation,
-        method=operation.method,
-        url=f"{base_url}{path}?_is_native=1",
-        headers=request_headers,
-        body=body,
-        client_token=client_token,
-    )
+    url = f"{base_url}{path}?_is_native=1"
+    return PreparedRequest(operation, method, url, request_headers, body, client_token)
 
 
 def rotated_client_token(response_headers: Mapping[str, str]) -> tuple[bool, str | None]:
