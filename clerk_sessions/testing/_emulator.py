@@ -88,6 +88,8 @@ class _Route:
     pattern: re.Pattern[str]
     operation: Operation[Any] | None
     handler: Callable[..., Json]
+    public: bool = False
+    """Served without Clerk's native-auth rules (the JWKS, like Clerk's own)."""
 
 
 def _path_regex(template: str) -> re.Pattern[str]:
@@ -437,8 +439,8 @@ class FrontendAPIEmulator:
         routes += [
             _Route("POST", _path_regex("/v1/client"), None, self._create_client),
             _Route("GET", _path_regex("/v1/client"), None, self._get_client),
-            _Route("GET", _path_regex("/v1/jwks"), None, lambda **_: self.jwks()),
-            _Route("GET", _path_regex("/.well-known/jwks.json"), None, lambda **_: self.jwks()),
+            _Route("GET", _path_regex("/v1/jwks"), None, self.jwks, public=True),
+            _Route("GET", _path_regex("/.well-known/jwks.json"), None, self.jwks, public=True),
         ]
         return routes
 
@@ -599,7 +601,7 @@ class FrontendAPIEmulator:
         form_pairs: list[tuple[str, str]],
         auth: _Auth,
     ) -> Json:
-        if route.operation is None and route.method == "GET" and "jwks" in route.pattern.pattern:
+        if route.public:
             return route.handler()
         self._check_headers(request)
         form = _validated_form(route.operation, request, body, form_pairs)
