@@ -3,13 +3,13 @@
 ``concurrency`` workers pull requests one at a time from the caller's (async) iterable, so a
 million ids never sit in memory as tasks; results come out as they finish; a failure is a
 result, never the end of the batch. A 429 with ``Retry-After`` closes a shared gate: no worker
-starts its next request until the server's wait is over.
+starts its next request until the server's wait is over; connection failures in a row open the
+same gate's breaker, so a dead server ends a batch in moments instead of retries per item.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import _constants
-from ._errors import ConfigurationError
+from ._errors import APIConnectionError, ConfigurationError
+from ._runtime import Runtime
 from ._types import UNSET, Unset
 
 if TYPE_CHECKING:
-    from ._client import AsyncClerkSessions
+    from .models import Token
 
 ProgressCallback = Callable[[int, int, "int | None"], None]
 """``callback(done, failed, total)``; ``total`` is None when the input has no length."""
@@ -75,30 +76,97 @@ class BatchSummary:
         return self.ok + sum(self.failed.values())
 
 
-class PauseGate:
-    """A shared "not before" time: rate limiting for the whole batch."""
+class BatchGate:
+    """What the requests of one batch share: the 429 pause and the connection breaker.
 
-    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]):
-        self._clock = clock
-        self._sleep = sleep
+    - A 429 with ``Retry-After`` sets a "not before" time: no worker starts its next request
+      until the server's wait is over.
+    - ``BREAKER_FAILURES`` connection failures in a row (nothing answered: refused, reset,
+      timed out) open the breaker: requests fail at once with :class:`APIConnectionError`
+      instead of each waiting out its retries against a dead server. After a cool-down one
+      request goes as a probe; any answer closes the breaker, another failure doubles the
+      cool-down (up to ``BREAKER_MAX_COOL_DOWN``).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._monotonic = runtime.monotonic
+        self._sleep = runtime.sleep
         self._until = 0.0
+        self._failures = 0
+        self._cool_down = _constants.BREAKER_COOL_DOWN
+        self._probe_at = 0.0
+        self._probing = False
+
+    # -- 429 --------------------------------------------------------------------------------
 
     def pause(self, seconds: float) -> None:
-        self._until = max(self._until, self._clock() + seconds)
+        self._until = max(self._until, self._monotonic() + seconds)
 
     def paused(self) -> bool:
-        return self._until > self._clock()
+        return self._until > self._monotonic()
 
     async def wait(self) -> None:
-        while (delay := self._until - self._clock()) > 0:
+        while (delay := self._until - self._monotonic()) > 0:
             await self._sleep(delay)
+
+    # -- connection breaker -----------------------------------------------------------------
+
+    def is_open(self) -> bool:
+        return self._failures >= _constants.BREAKER_FAILURES
+
+    def before_attempt(self, operation: str, base_url: str) -> None:
+        """Raise instead of sending while the breaker is open (except for the one probe)."""
+        if not self.is_open():
+            return
+        if not self._probing and self._monotonic() >= self._probe_at:
+            self._probing = True  # this request is the probe
+            return
+        raise APIConnectionError(
+            f"{operation}: not sent: the last {self._failures} requests of this batch could not "
+            f"reach {base_url}, so the batch stopped sending (one probe request goes every "
+            f"{self._cool_down:g}s until the Frontend API answers). Check the network and the "
+            "Frontend API URL; the request did not reach the server."
+        )
+
+    def connection_failed(self) -> None:
+        self._failures += 1
+        if self._probing:  # the probe failed: wait longer before the next one
+            self._probing = False
+            self._cool_down = min(self._cool_down * 2, _constants.BREAKER_MAX_COOL_DOWN)
+            self._probe_at = self._monotonic() + self._cool_down
+        elif self._failures == _constants.BREAKER_FAILURES:
+            self._probe_at = self._monotonic() + self._cool_down
+
+    def answered(self) -> None:
+        """Any HTTP answer, even an error status: the server is reachable."""
+        if self._failures:
+            self._failures = 0
+            self._probing = False
+            self._cool_down = _constants.BREAKER_COOL_DOWN
+
+
+FreshMint = Callable[
+    [BatchGate, "str | None", str, "str | None", "str | Unset | None"], Awaitable["Token"]
+]
+"""``mint(gate, client_token, session_id, template, organization_id)``: a new token, kept in
+the client's token cache for that device; ``client_token=None`` is the batch client's own."""
+
+
+class BatchPort:
+    """All a batch uses of its client: the runtime (clock, sleep) and one mint function."""
+
+    __slots__ = ("mint_fresh", "runtime")
+
+    def __init__(self, runtime: Runtime, mint_fresh: FreshMint) -> None:
+        self.runtime = runtime
+        self.mint_fresh = mint_fresh
 
 
 _DONE: Any = object()
 
 
 def _start(
-    client: AsyncClerkSessions,
+    port: BatchPort,
     requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
     *,
     concurrency: int,
@@ -124,22 +192,9 @@ def _start(
     else:
         plain = iter(requests)
     source_lock = asyncio.Lock()
-    gate = PauseGate(client._clock, client._sleep)
-    own = client._batch_view(gate)
-    # Views for other clients' tokens, recently used first out last: a batch across a million
-    # devices must not keep a million views. A view is cheap to rebuild (same pool).
-    others: OrderedDict[str, AsyncClerkSessions] = OrderedDict()
+    gate = BatchGate(port.runtime)
+    mint_fresh = port.mint_fresh
     done = failed = 0
-
-    def client_for(token: str) -> AsyncClerkSessions:
-        view = others.get(token)
-        if view is None:
-            view = others[token] = client.with_client_token(token)._batch_view(gate)
-            if len(others) > _constants.MAX_BATCH_CLIENT_VIEWS:
-                others.popitem(last=False)
-        else:
-            others.move_to_end(token)
-        return view
 
     async def worker() -> None:
         nonlocal done, failed
@@ -164,11 +219,9 @@ def _start(
                 jwt: str | None = None
                 error: Exception | None = None
                 try:
-                    if client_token is None:  # this client's own sessions: cache them too
-                        token = await own._fetch_token(session_id, item_template, item_org)
-                    else:  # a batch-only view: its cache entries could never be looked up again
-                        view = client_for(client_token)
-                        token = await view._mint(session_id, item_template, item_org)
+                    token = await mint_fresh(
+                        gate, client_token, session_id, item_template, item_org
+                    )
                     jwt, retries = token.jwt, token.retries_taken
                 except Exception as exc:  # one failure never stops the batch
                     error, retries = exc, getattr(exc, "retries_taken", 0)
@@ -198,7 +251,7 @@ def _start(
 
 
 async def refresh_tokens(
-    client: AsyncClerkSessions,
+    port: BatchPort,
     requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
     *,
     concurrency: int,
@@ -209,7 +262,7 @@ async def refresh_tokens(
     """See :meth:`AsyncClerkSessions.refresh_tokens`."""
     results: asyncio.Queue[Any] = asyncio.Queue(concurrency)
     workers = _start(
-        client,
+        port,
         requests,
         concurrency=concurrency,
         template=template,
@@ -233,7 +286,7 @@ async def refresh_tokens(
 
 
 async def summarize(
-    client: AsyncClerkSessions,
+    port: BatchPort,
     requests: Iterable[str | TokenRequest] | AsyncIterable[str | TokenRequest],
     *,
     concurrency: int,
@@ -243,7 +296,7 @@ async def summarize(
 ) -> BatchSummary:
     """See :meth:`AsyncClerkSessions.refresh_tokens_summary`: the same batch, counted as the
     results come (no queue and no generator between the workers and the counts)."""
-    started = client._clock()
+    started = port.runtime.monotonic()
     ok = 0
     failed: dict[str, int] = {}
 
@@ -260,7 +313,7 @@ async def summarize(
             raise result  # the input failed: the worker ends with it, and so does the batch
 
     workers = _start(
-        client,
+        port,
         requests,
         concurrency=concurrency,
         template=template,
@@ -273,7 +326,7 @@ async def summarize(
         await asyncio.gather(*workers)
     finally:
         await _stop(workers)
-    return BatchSummary(ok, failed, client._clock() - started)
+    return BatchSummary(ok, failed, port.runtime.monotonic() - started)
 
 
 async def _stop(workers: list[asyncio.Future[None]]) -> None:

@@ -258,7 +258,7 @@ class SyncClient:
     _async: AsyncClerkSessions
 
     def __init__(self, core: AsyncClerkSessions) -> None:
-        transport = core._transport
+        transport = core._shared.transport
         if not transport.owns_session:
             raise ConfigurationError(
                 "http_session is for AsyncClerkSessions: an aiohttp ClientSession is bound to the "
@@ -268,7 +268,7 @@ class SyncClient:
         transport.allow_many_loops()
         self._async = core
         self._runtime = LoopRuntime(transport)
-        core._spawn = self._runtime.spawn
+        core._shared.run_background_on(self._runtime.spawn)
         self._root: SyncClient | None = None
         # Closes the pools and loops even if close() is never called (and at interpreter exit).
         self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(

@@ -2,22 +2,22 @@
 
 Each operation method is one line over ``_call``: the operation's row in ``_operations`` says
 how to build the request and what comes back; ``_wire`` builds and parses; ``_transport`` sends.
+
+A client is a *view*: a small per-view part (its device, a batch's gate) over one
+:class:`ClientState` that every view of the client shares (settings, pool, token cache, devices,
+the server's clock). ``with_client_token`` and the sync facade make views; nothing else is
+copied between them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import itertools
 import logging
+import math
 import os
-import random
-import threading
-import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
     Callable,
     Coroutine,
     Iterable,
@@ -30,7 +30,8 @@ import aiohttp
 
 from . import _batch
 from . import _operations as ops
-from ._batch import BatchSummary, PauseGate, ProgressCallback, TokenRequest, TokenResult
+from ._batch import BatchGate, BatchSummary, ProgressCallback, TokenRequest, TokenResult
+from ._clock import ServerClock
 from ._config import proxy_for, resolve_base_url
 from ._constants import (
     DEFAULT_API_VERSION,
@@ -42,19 +43,25 @@ from ._constants import (
     DEFAULT_TOKEN_LEEWAY,
     DEFAULT_TOKEN_REFRESH_AHEAD,
     ENV_CLIENT_TOKEN,
+    ENV_SESSION_MINTER,
+    MAX_DEVICES,
 )
+from ._devices import ClientTokenCallback, Device, DeviceRegistry
 from ._errors import (
     APIConnectionError,
-    AuthenticationError,
     ClerkSessionsError,
     ConfigurationError,
     RateLimitError,
     ResponseValidationError,
+    UnprocessableEntityError,
 )
+from ._jwt import TokenKey, token_key
 from ._logging import logger
 from ._operations import R
 from ._retry import RetryEvent, allowed_retries, parse_retry_after, plan_retry, retry_reason
-from ._tokens import CacheKey, TokenCache, cache_key
+from ._runtime import DEFAULT_RUNTIME, Runtime
+from ._store import MemoryStore, Store
+from ._tokens import TokenCache
 from ._transport import USER_AGENT, Transport
 from ._types import (
     UNSET,
@@ -67,16 +74,16 @@ from ._types import (
     TouchIntent,
     Unset,
 )
-from ._wire import api_error, build_request, parse_success, rotated_client_token
+from ._wire import api_error, build_request, parse_success
 from .models import Client, Envelope, Session, SessionReverification, Token
-
-ClientTokenCallback = Callable[[str | None], Awaitable[None] | None]
-"""Called with the new client token (``None`` when cleared); may be sync or async."""
 
 RetryCallback = Callable[[RetryEvent], None]
 """Called before each retry with what failed and how long the SDK will wait."""
 
 _NO_ARGS: Mapping[str, object] = {}
+
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 
 
 def _coerce_timeout(value: float | Timeout, name: str = "timeout") -> Timeout:
@@ -88,6 +95,7 @@ def _coerce_timeout(value: float | Timeout, name: str = "timeout") -> Timeout:
             "(there is no 'no timeout'; pass a large number if you really mean it)"
         )
     connect = DEFAULT_TIMEOUT.connect
+    # Timeout itself refuses NaN, infinite, zero and negative values.
     return Timeout(total=value, connect=min(connect, value) if connect is not None else None)
 
 
@@ -102,41 +110,130 @@ def _check_client_token(token: object) -> str | None:
         return None
     if not isinstance(token, str):
         raise ConfigurationError(f"client_token must be a str or None, got {type(token).__name__}")
-    if any(ch in token for ch in "\r\n\0"):
-        raise ConfigurationError("client_token contains a line break or NUL; it is not a token.")
+    if any(ch < " " or ch == "\x7f" for ch in token):
+        raise ConfigurationError(
+            "client_token contains a control character (a line break, tab or NUL, say); it is "
+            "not a token. Check how it was read (a trailing newline from a file?)."
+        )
     return token
 
 
-class _ClientTokenState:
-    """The current client token of one Clerk client, and the rotation rule (protocol §3).
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}")
+    if value < 0:
+        raise ConfigurationError(f"{name} must be >= 0 seconds, got {value!r}")
+    return float(value)
 
-    The sync facade uses one state from many threads, hence the lock around compare-and-set.
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _session_minter_setting(value: bool | None) -> bool:
+    """The argument if given, else env ``CLERK_SESSION_MINTER`` (1/true/yes/on), else False."""
+    if value is not None:
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"session_minter must be a bool, got {value!r}")
+        return value
+    raw = os.environ.get(ENV_SESSION_MINTER, "").strip().lower()
+    if raw in _TRUE_WORDS:
+        return True
+    if raw in _FALSE_WORDS:
+        return False
+    raise ConfigurationError(
+        f"{ENV_SESSION_MINTER}={raw!r} is not a boolean: use 1 or 0 (true/false, yes/no, on/off)."
+    )
+
+
+class ClientState:
+    """Everything the views of one client share. Made once, by the client's constructor.
+
+    Read-only after construction except where said: ``tokens`` and ``devices`` are thread-safe
+    objects of their own, and ``background`` holds the async client's background tasks.
     """
 
-    __slots__ = ("_lock", "callback", "identity", "token")
+    __slots__ = (
+        "api_version",
+        "background",
+        "base_url",
+        "clock",
+        "devices",
+        "headers",
+        "max_retries",
+        "on_retry",
+        "owns_store",
+        "runtime",
+        "session_minter",
+        "timeout",
+        "tokens",
+        "transport",
+    )
 
-    _identities = itertools.count(1)
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_version: str,
+        timeout: Timeout,
+        max_retries: int,
+        on_retry: RetryCallback | None,
+        session_minter: bool,
+        transport: Transport,
+        store: Store | None,
+        runtime: Runtime,
+        token_leeway: float,
+        token_refresh_ahead: float,
+        token_cache_size: int,
+    ) -> None:
+        self.base_url = base_url
+        """Also the Frontend API's name in token keys: one clock and one key space per host."""
+        self.api_version = api_version
+        self.headers: Mapping[str, str] = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Clerk-API-Version": api_version,
+        }
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.on_retry = on_retry
+        self.session_minter = session_minter
+        self.transport = transport
+        self.runtime = runtime
+        self.clock = ServerClock(runtime)
+        self.owns_store = store is None
+        self.tokens = TokenCache(
+            store if store is not None else MemoryStore(token_cache_size),
+            self.clock,
+            runtime.monotonic,
+            self.spawn_task,
+            leeway=token_leeway,
+            refresh_ahead=token_refresh_ahead,
+            max_entries=token_cache_size,
+        )
+        self.devices = DeviceRegistry(MAX_DEVICES)
+        self.background: set[asyncio.Future[Any]] = set()
 
-    def __init__(self, token: str | None, callback: ClientTokenCallback | None) -> None:
-        self.token = token
-        self.callback = callback
-        self._lock = threading.Lock()
-        # Names this Clerk client in the token cache; survives rotation, never reused.
-        self.identity = next(self._identities)
+    def spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Background work of the async client: a task on the running loop."""
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)  # a strong reference until it is done
+        task.add_done_callback(self.background.discard)
 
-    async def apply_rotation(self, response_headers: Mapping[str, str], sent: str | None) -> None:
-        rotated, new_token = rotated_client_token(response_headers)
-        if not rotated:
-            return
-        with self._lock:
-            # A reply to a request made with an older token must not overwrite a newer one.
-            if self.token != sent or new_token == self.token:
-                return
-            self.token = new_token
-        if self.callback is not None:
-            result = self.callback(new_token)
-            if inspect.isawaitable(result):
-                await result
+    def run_background_on(self, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        """Where background token refreshes run (the sync facade: its portal's loop)."""
+        self.tokens.spawn = spawn
+
+    async def aclose(self) -> None:
+        background = [task for task in self.background if not task.done()]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await self.transport.aclose()
+        if self.owns_store:
+            await self.tokens.store.aclose()
 
 
 class AsyncClerkSessions:
@@ -146,6 +243,12 @@ class AsyncClerkSessions:
     instance serves many concurrent calls; :meth:`with_client_token` gives a client for another
     Clerk client (device) on the same connection pool.
     """
+
+    _shared: ClientState
+    _device: Device
+    _gate: BatchGate | None
+    _owner: bool
+    _closed: bool
 
     def __init__(
         self,
@@ -163,52 +266,71 @@ class AsyncClerkSessions:
         token_leeway: float = DEFAULT_TOKEN_LEEWAY,
         token_refresh_ahead: float = DEFAULT_TOKEN_REFRESH_AHEAD,
         token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
+        session_minter: bool | None = None,
+        store: Store | None = None,
+        _runtime: Runtime = DEFAULT_RUNTIME,
     ) -> None:
-        if not (0 <= token_leeway <= token_refresh_ahead):
+        """``session_minter``: the instance uses Clerk's Session Minter (send the previous
+        token when minting); ``None`` reads env ``CLERK_SESSION_MINTER``, else False.
+        ``store``: where session tokens are kept (default: in this process). ``_runtime`` is
+        for tests: the clocks, sleep and randomness (see ``_runtime``)."""
+        leeway = _check_seconds("token_leeway", token_leeway)
+        refresh_ahead = _check_seconds("token_refresh_ahead", token_refresh_ahead)
+        if leeway > refresh_ahead:
             raise ConfigurationError(
-                "token_leeway and token_refresh_ahead must satisfy 0 <= leeway <= refresh_ahead "
-                f"(got {token_leeway!r} and {token_refresh_ahead!r})"
+                "token_leeway must not exceed token_refresh_ahead (a token is refreshed before "
+                f"it becomes unusable), got {token_leeway!r} and {token_refresh_ahead!r}"
             )
-        if isinstance(token_cache_size, bool) or not isinstance(token_cache_size, int):
-            raise ConfigurationError(f"token_cache_size must be an int, got {token_cache_size!r}")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ConfigurationError(f"max_connections must be an int, got {max_connections!r}")
-        if max_connections < 1:
-            raise ConfigurationError(f"max_connections must be >= 1, got {max_connections}")
+        _check_count("token_cache_size", token_cache_size)
+        _check_count("max_connections", max_connections)
         if not isinstance(api_version, str) or not api_version.strip():
             raise ConfigurationError(f"api_version must be a non-empty str, got {api_version!r}")
+        if store is not None and not isinstance(store, Store):
+            raise ConfigurationError(
+                f"store must be a clerk_sessions Store (e.g. RedisStore), got {type(store).__name__}"
+            )
         if client_token is None:
             client_token = os.environ.get(ENV_CLIENT_TOKEN)
-        self._base_url = resolve_base_url(publishable_key, frontend_api_url)
-        self._api_version = api_version
-        self._timeout = _coerce_timeout(timeout)
-        self._max_retries = _check_max_retries(max_retries)
-        self._headers: Mapping[str, str] = {
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-            "Clerk-API-Version": api_version,
-        }
-        self._token = _ClientTokenState(_check_client_token(client_token), on_client_token)
-        self._on_retry = on_retry
-        # HTTP(S)_PROXY / NO_PROXY are honoured, as by every HTTP tool.
-        self._transport = Transport(
-            http_session, connection_limit=max_connections, proxy=proxy_for(self._base_url)
+        token = _check_client_token(client_token)
+        base_url = resolve_base_url(publishable_key, frontend_api_url)
+        shared = ClientState(
+            base_url=base_url,
+            api_version=api_version,
+            timeout=_coerce_timeout(timeout),
+            max_retries=_check_max_retries(max_retries),
+            on_retry=on_retry,
+            session_minter=_session_minter_setting(session_minter),
+            # HTTP(S)_PROXY / NO_PROXY are honoured, as by every HTTP tool.
+            transport=Transport(
+                http_session, connection_limit=max_connections, proxy=proxy_for(base_url)
+            ),
+            store=store,
+            runtime=_runtime,
+            token_leeway=leeway,
+            token_refresh_ahead=refresh_ahead,
+            token_cache_size=token_cache_size,
         )
-        self._owns_transport = True
+        device = shared.devices.device_for(token)
+        if on_client_token is not None:
+            device.callback = on_client_token
+        self._init_view(shared, device, None, owner=True)
+
+    def _init_view(
+        self, shared: ClientState, device: Device, gate: BatchGate | None, *, owner: bool
+    ) -> None:
+        self._shared = shared
+        self._device = device
+        self._gate = gate  # a batch's 429 pause and connection breaker
+        self._owner = owner  # closing the owner closes what the views share
         self._closed = False
-        self._tokens = TokenCache(
-            leeway=token_leeway, refresh_ahead=token_refresh_ahead, max_entries=token_cache_size
-        )
-        self._background: set[asyncio.Future[Any]] = set()
-        # How a background token refresh is started; the sync facade runs it on its portal.
-        self._spawn: Callable[[Coroutine[Any, Any, None]], None] = self._spawn_task
-        self._rate_limit_gate: PauseGate | None = None  # set on a batch's clients
-        # Injectable for tests: the retry loop's clock, sleep and jitter, and the wall clock
-        # that JWT iat/exp are compared with.
-        self._clock: Callable[[], float] = time.monotonic
-        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self._random: Callable[[], float] = random.random
-        self._wall_clock: Callable[[], float] = time.time
+
+    @classmethod
+    def _view(
+        cls, shared: ClientState, device: Device, gate: BatchGate | None = None
+    ) -> AsyncClerkSessions:
+        view = cls.__new__(cls)
+        view._init_view(shared, device, gate, owner=False)
+        return view
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -226,45 +348,50 @@ class AsyncClerkSessions:
     async def aclose(self) -> None:
         """Close the connection pool (unless it is shared with the client this came from)."""
         self._closed = True
-        if self._owns_transport:
-            background = [task for task in self._background if not task.done()]
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await self._transport.aclose()
+        if self._owner:
+            await self._shared.aclose()
 
     def with_client_token(
         self, client_token: str | None, *, on_client_token: ClientTokenCallback | None = None
     ) -> AsyncClerkSessions:
         """A client acting for another Clerk client (device), sharing this one's pool and config.
 
-        The parent's ``on_client_token`` is deliberately not inherited: it would persist this
-        client's rotated token under the wrong identity. Closing the returned client does not
-        close the shared pool; closing the parent does.
+        Cheap: make one per request if you like. Views of the same device (same client-token
+        JWT ``id``) share its cached session tokens and its current client token, so a rotation
+        or a sign-out seen by one is seen by all. ``on_client_token`` is called for the
+        device's rotations (the latest one given for a device wins); the parent's is not
+        inherited, as it would persist another device's token. Closing the returned client
+        does not close the shared pool; closing the parent does.
         """
-        other = object.__new__(type(self))
-        other.__dict__.update(self.__dict__)
-        other._token = _ClientTokenState(_check_client_token(client_token), on_client_token)
-        other._owns_transport = False
-        other._closed = False
-        return other
+        device = self._shared.devices.device_for(_check_client_token(client_token))
+        if on_client_token is not None:
+            device.callback = on_client_token
+        return self._view(self._shared, device)
 
     @property
     def client_token(self) -> str | None:
         """The current client token (after any rotation); persist it to resume later."""
-        return self._token.token
+        return self._device.token
 
     @property
     def frontend_api_url(self) -> str:
-        return self._base_url
+        return self._shared.base_url
 
     @property
     def api_version(self) -> str:
-        return self._api_version
+        return self._shared.api_version
+
+    @property
+    def clock_skew(self) -> float | None:
+        """Estimated seconds the Frontend API's clock is ahead of this machine's (negative:
+        behind), from its answers; ``None`` before the first answer. Token lifetimes are
+        judged on the server's clock, so a skewed local clock does not matter."""
+        return self._shared.clock.skew
 
     def __repr__(self) -> str:
-        token = "set" if self._token.token else "none"
-        return f"{type(self).__name__}(frontend_api_url={self._base_url!r}, client_token=<{token}>)"
+        token = "set" if self._device.token else "none"
+        url = self._shared.base_url
+        return f"{type(self).__name__}(frontend_api_url={url!r}, client_token=<{token}>)"
 
     # -- the one request path ----------------------------------------------------------------
 
@@ -280,62 +407,89 @@ class AsyncClerkSessions:
         extra_headers: Mapping[str, str] | None,
     ) -> R:
         """Send the operation, retrying per ``_retry``, within one deadline for the whole call."""
+        shared = self._shared
         if self._closed:
             raise APIConnectionError(f"{operation.name}: this client is closed.")
-        call_timeout = self._timeout if timeout is UNSET else _coerce_timeout(timeout)
+        call_timeout = shared.timeout if timeout is UNSET else _coerce_timeout(timeout)
         if max_retries is not UNSET:
             _check_max_retries(max_retries)
-        retries_allowed = allowed_retries(operation.retry_safe, self._max_retries, max_retries)
+        retries_allowed = allowed_retries(operation.retry_safe, shared.max_retries, max_retries)
+        device, gate, runtime = self._device, self._gate, shared.runtime
+        monotonic = runtime.monotonic
+        minting = operation.mints_session_token
+        if minting and shared.session_minter:
+            body_args = self._with_previous_token(path_args, body_args)
+        query: Mapping[str, str] | None = None  # §7b: ?expired_token= after its 422
+        generation = shared.tokens.generation
         deadline: float | None = None  # the budget starts when the first attempt is sent
         retries = 0
         while True:
             # Built per attempt: a retry carries the token a failed attempt may have rotated.
-            sent_token = self._token.token
+            sent_token = device.token
             request = build_request(
                 operation,
-                self._base_url,
+                shared.base_url,
                 path_args,
                 body_args,
                 client_token=sent_token,
-                headers=self._headers,
+                headers=shared.headers,
                 header_args=header_args,
                 extra_headers=extra_headers,
+                query_args=query,
             )
-            started = self._clock()
+            if gate is not None:
+                gate.before_attempt(operation.name, shared.base_url)
+            started = monotonic()
             if deadline is None:
                 deadline = started + call_timeout.total
             status: int | None = None
             retry_after: float | None = None
             try:
-                raw = await self._transport.send(request, call_timeout, deadline - started)
+                raw = await shared.transport.send(request, call_timeout, deadline - started)
             except APIConnectionError as exc:
                 failure: ClerkSessionsError = exc
-                _log_failure(operation.method, operation.name, exc, self._clock() - started)
+                _log_failure(operation.method, operation.name, exc, monotonic() - started)
+                if gate is not None:
+                    gate.connection_failed()
             else:
+                if gate is not None:
+                    gate.answered()
+                headers = raw.headers
+                shared.clock.observe_date(headers.get("Date"))
                 # Any response may rotate the client token, error responses included.
-                if "Authorization" in raw.headers:
-                    await self._token.apply_rotation(raw.headers, sent_token)
+                if "Authorization" in headers:
+                    await device.apply_rotation(headers, sent_token)
                 status = raw.status
+                secrets = _secrets(sent_token, body_args, query) if minting else (sent_token,)
                 if 200 <= status < 300:
                     if logger.isEnabledFor(logging.DEBUG):  # no clock read when not logging
-                        _log_response(operation, status, self._clock() - started, retries, None)
+                        _log_response(operation, status, monotonic() - started, retries, None)
                     try:
-                        result = parse_success(operation, status, raw.body, secrets=(sent_token,))
+                        result = parse_success(operation, status, raw.body, secrets=secrets)
                     except ResponseValidationError as exc:
                         exc.retries_taken = retries
                         raise
                     result.retries_taken = retries
                     if operation.ends_sessions or isinstance(result, Envelope):
-                        self._update_token_cache(operation, path_args, result)
+                        await self._update_token_cache(operation, path_args, result, generation)
+                    elif minting:
+                        session_id = path_args["session_id"]
+                        assert isinstance(session_id, str) and isinstance(result, Token)
+                        shared.tokens.note_seen(shared.base_url, device.key, session_id, result.jwt)
                     return result
-                error = api_error(operation, status, raw.headers, raw.body, secrets=(sent_token,))
-                _log_response(operation, status, self._clock() - started, retries, error)
+                error = api_error(operation, status, headers, raw.body, secrets=secrets)
+                _log_response(operation, status, monotonic() - started, retries, error)
+                if minting and query is None and _asks_for_expired_token(error):
+                    expired = await self._expired_token(path_args, error)
+                    query = {"expired_token": expired}
+                    retries += 1  # a protocol step, not a retry of the budget: sent at once
+                    continue
                 if isinstance(error, RateLimitError):  # api_error already read Retry-After
                     retry_after = error.retry_after
-                    if self._rate_limit_gate is not None:
-                        self._rate_limit_gate.pause(retry_after or 0.0)  # the whole batch waits
+                    if gate is not None:
+                        gate.pause(retry_after or 0.0)  # the whole batch waits
                 else:
-                    retry_after = parse_retry_after(raw.headers, time.time())
+                    retry_after = parse_retry_after(headers, runtime.wall())
                 failure = error
             reason = retry_reason(status, failure, retry_safe=operation.retry_safe)
             delay = plan_retry(
@@ -343,18 +497,50 @@ class AsyncClerkSessions:
                 retries_taken=retries,
                 max_retries=retries_allowed,
                 retry_after=retry_after,
-                remaining=deadline - self._clock(),
-                random_fraction=self._random(),
+                remaining=deadline - monotonic(),
+                random_fraction=runtime.random(),
             )
-            if delay is None or reason is None:
+            if delay is None or reason is None or (gate is not None and gate.is_open()):
                 failure.retries_taken = retries
                 raise failure
             retries += 1
             event = RetryEvent(operation.name, retries, retries_allowed, reason, delay)
             logger.info("%s", event)
-            if self._on_retry is not None:
-                self._on_retry(event)
-            await self._sleep(delay)
+            if shared.on_retry is not None:
+                shared.on_retry(event)
+            await runtime.sleep(delay)
+
+    # -- Clerk's 2026 minting protocol (fapi-protocol.md §7b) -----------------------------------
+
+    def _with_previous_token(
+        self, path_args: Mapping[str, object], body_args: Mapping[str, object]
+    ) -> Mapping[str, object]:
+        """Session Minter: the body carries the session's previous JWT whenever one is known."""
+        session_id = path_args["session_id"]
+        assert isinstance(session_id, str)
+        shared = self._shared
+        previous = shared.tokens.last_token(shared.base_url, self._device.key, session_id)
+        if previous is None or "token" in body_args:
+            return body_args
+        return {**body_args, "token": previous}
+
+    async def _expired_token(self, path_args: Mapping[str, object], error: Exception) -> str:
+        """The last token seen for the session (even expired), asking getSession for its
+        ``last_active_token`` when none is known; else ``error`` (the 422) is raised."""
+        session_id = path_args["session_id"]
+        assert isinstance(session_id, str)
+        shared = self._shared
+        tokens, host, device = shared.tokens, shared.base_url, self._device.key
+        previous = tokens.last_token(host, device, session_id)
+        if previous is None:
+            try:
+                await self.get_session(session_id)  # notes its last_active_token
+            except ClerkSessionsError as exc:
+                raise error from exc
+            previous = tokens.last_token(host, device, session_id)
+        if previous is None:
+            raise error
+        return previous
 
     # -- session tokens: cache and batches ------------------------------------------------------
 
@@ -366,24 +552,21 @@ class AsyncClerkSessions:
         organization_id: str | Unset | None = UNSET,
         skip_cache: bool = False,
     ) -> str:
-        """A session JWT, from the cache while it has more than ``token_leeway`` seconds left.
+        """A session JWT, from the cache while it has more than ``token_leeway`` seconds left
+        on the Frontend API's clock.
 
         Once fewer than ``token_refresh_ahead`` seconds remain, one background refresh starts
         and callers keep getting the cached token until the new one arrives. Concurrent callers
-        for the same (client, session, template, organization) share one request.
-        ``organization_id``: UNSET for the session's active organization, ``None``/``""`` for
-        the personal account. ``skip_cache`` always mints a new token (and caches it).
+        for the same (device, session, template, organization) share one request, whichever
+        view of the device they use. ``organization_id``: UNSET for the session's active
+        organization, ``None``/``""`` for the personal account. ``skip_cache`` always mints a
+        new token (and caches it).
         """
-        key = cache_key(self._token.identity, session_id, template, organization_id)
-        if not skip_cache:
-            jwt, refresh = self._tokens.lookup(key, self._wall_clock())
-            if jwt is not None:
-                if refresh:
-                    self._spawn(
-                        self._refresh_in_background(key, session_id, template, organization_id)
-                    )
-                return jwt
-        return (await self._fetch_token(session_id, template, organization_id, key)).jwt
+        shared = self._shared
+        key = token_key(shared.base_url, self._device.key, session_id, template, organization_id)
+        if skip_cache:
+            return (await shared.tokens.fetch(key, self._mint_key, force=True)).jwt
+        return await shared.tokens.get(key, self._mint_key)
 
     async def refresh_tokens(
         self,
@@ -400,12 +583,13 @@ class AsyncClerkSessions:
         them) or :class:`TokenRequest` objects naming their own client token, template and
         organization. The input is read lazily; at most ``concurrency`` requests are in
         flight; each result holds the token or the error (one failure never stops the batch);
-        a 429 pauses every worker for its ``Retry-After``. Tokens of this client's own sessions
-        are also cached for :meth:`get_token`. ``on_progress(done, failed, total)`` is called
-        after each result.
+        a 429 pauses every worker for its ``Retry-After``, and connection failures in a row
+        stop the batch from sending (each remaining item fails at once) until a probe gets an
+        answer. Every token is also cached for :meth:`get_token` of its device.
+        ``on_progress(done, failed, total)`` is called after each result.
         """
         async for result in _batch.refresh_tokens(
-            self,
+            self._batch_port(),
             requests,
             concurrency=concurrency,
             template=template,
@@ -425,7 +609,7 @@ class AsyncClerkSessions:
     ) -> BatchSummary:
         """Run :meth:`refresh_tokens` to the end and count the outcomes (ok, failed by class)."""
         return await _batch.summarize(
-            self,
+            self._batch_port(),
             requests,
             concurrency=concurrency,
             template=template,
@@ -433,18 +617,46 @@ class AsyncClerkSessions:
             on_progress=on_progress,
         )
 
-    async def _mint(
-        self, session_id: str, template: str | None, organization_id: str | Unset | None
-    ) -> Token:
-        """One token request: with a template, or for an organization (never both).
+    def _batch_port(self) -> _batch.BatchPort:
+        """What a batch may use of this client: its runtime and one fresh-mint function."""
+        shared = self._shared
+        own = self._device
 
-        What ``create_session_token(_with_template)`` do, one coroutine frame fewer per token.
-        """
+        async def mint_fresh(
+            gate: BatchGate,
+            client_token: str | None,
+            session_id: str,
+            template: str | None,
+            organization_id: str | Unset | None,
+        ) -> Token:
+            device = own if client_token is None else shared.devices.device_for(client_token)
+            view = self._view(shared, device, gate)
+            key = token_key(shared.base_url, device.key, session_id, template, organization_id)
+            return await shared.tokens.fetch(key, view._mint_key)
+
+        return _batch.BatchPort(shared.runtime, mint_fresh)
+
+    async def _mint_key(self, key: TokenKey, force: bool) -> Token:
+        """The token cache's mint function: one token request for ``key``."""
+        return await self._mint(key[2], key[3], key[4], force_origin=force)
+
+    async def _mint(
+        self,
+        session_id: str,
+        template: str | None,
+        organization_id: str | Unset | None,
+        *,
+        force_origin: bool = False,
+    ) -> Token:
+        """One token request: with a template, or for an organization (never both)."""
         if template is None:
+            body: Mapping[str, object] = {"organization_id": organization_id}
+            if force_origin and self._shared.session_minter:
+                body = {"organization_id": organization_id, "force_origin": True}
             return await self._call(
                 ops.CREATE_SESSION_TOKEN,
                 {"session_id": session_id},
-                {"organization_id": organization_id},
+                body,
                 timeout=UNSET,
                 max_retries=UNSET,
                 extra_headers=None,
@@ -462,80 +674,36 @@ class AsyncClerkSessions:
             extra_headers=None,
         )
 
-    async def _fetch_token(
+    async def _update_token_cache(
         self,
-        session_id: str,
-        template: str | None,
-        organization_id: str | Unset | None,
-        key: CacheKey | None = None,
-    ) -> Token:
-        """Mint a token and cache it, sharing the request with concurrent callers for the key."""
-        if key is None:
-            key = cache_key(self._token.identity, session_id, template, organization_id)
-        joined = self._tokens.join_or_lead(key)
-        if joined is not None:
-            return await asyncio.wrap_future(joined)
-        try:
-            token = await self._mint(session_id, template, organization_id)
-        except BaseException as exc:
-            if isinstance(exc, AuthenticationError):
-                self._tokens.drop(key)  # the session is gone or not ours: forget its token
-            shared: BaseException = exc
-            if isinstance(exc, asyncio.CancelledError):  # only the leader was cancelled
-                shared = APIConnectionError("The token request was cancelled; try again.")
-            self._tokens.finish(key, error=shared)
-            raise
-        self._tokens.store_and_finish(key, token.jwt, self._wall_clock(), token)
-        return token
-
-    async def _refresh_in_background(
-        self,
-        key: CacheKey,
-        session_id: str,
-        template: str | None,
-        organization_id: str | Unset | None,
+        operation: ops.Operation[Any],
+        path_args: Mapping[str, object],
+        result: object,
+        generation: int,
     ) -> None:
-        try:
-            await self._fetch_token(session_id, template, organization_id, key)
-        except Exception as exc:  # the cached token stays valid; the next caller will retry
-            self._tokens.refresh_failed(key)
-            logger.debug("background token refresh failed: %s", type(exc).__name__)
-
-    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)  # a strong reference until it is done
-        task.add_done_callback(self._background.discard)
-
-    def _update_token_cache(
-        self, operation: ops.Operation[Any], path_args: Mapping[str, object], result: object
-    ) -> None:
-        """Sign-outs drop tokens; session responses seed it with their last_active_token."""
-        identity = self._token.identity
+        """Sign-outs drop tokens; session payloads seed the cache with their last_active_token
+        (the token of every payload that names a session is also its "last seen", §7b)."""
+        shared = self._shared
+        tokens, host, device = shared.tokens, shared.base_url, self._device.key
         if operation.ends_sessions:
             session_id = path_args.get("session_id")
-            self._tokens.drop_matching(
-                identity, session_id if isinstance(session_id, str) else None
-            )
+            await tokens.drop(host, device, session_id if isinstance(session_id, str) else None)
             return
         if not isinstance(result, Envelope):
             return
-        sessions = list(result.client.sessions) if result.client is not None else []
+        client = result.client
+        sessions: list[Any] = list(client.sessions) if client is not None else []
         if isinstance(result.response, Session):
             sessions.append(result.response)
-        now = self._wall_clock()
         for session in sessions:
             token = session.last_active_token
-            if token is not None and session.status == "active":
-                self._tokens.store(cache_key(identity, session.id, None, UNSET), token.jwt, now)
-
-    def _batch_view(self, gate: PauseGate) -> AsyncClerkSessions:
-        """This client, for one batch: same token, cache and pool, plus the shared 429 gate."""
-        view = object.__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        view._owns_transport = False
-        view._closed = False
-        view._rate_limit_gate = gate
-        return view
+            if token is None:
+                continue
+            ref = (host, device, session.id)
+            if not tokens.seen(ref, token.jwt):
+                await tokens.seed(
+                    ref, token.jwt, active=session.status == "active", generation=generation
+                )
 
     # -- the twelve operations (one line each; see _operations for the table) ------------------
 
@@ -852,4 +1020,20 @@ def _log_failure(method: str, name: str, error: APIConnectionError, elapsed: flo
         )
 
 
-__all__ = ["AsyncClerkSessions", "ClientTokenCallback", "RetryCallback"]
+
+
+def _secrets(
+    client_token: str | None, body_args: Mapping[str, object], query: Mapping[str, str] | None
+) -> tuple[str | None, ...]:
+    """A mint's secrets: the client token and any previous session JWT it carried (§7b)."""
+    previous = body_args.get("token")
+    expired = query.get("expired_token") if query else None
+    return (client_token, previous if isinstance(previous, str) else None, expired)
+
+
+def _asks_for_expired_token(error: ClerkSessionsError) -> bool:
+    """FAPI's 2026 answer to a mint without the previous token (§7b)."""
+    return isinstance(error, UnprocessableEntityError) and error.code == "missing_expired_token"
+
+
+__all__ = ["AsyncClerkSessions", "ClientState", "ClientTokenCallback", "RetryCallback"]

@@ -122,22 +122,42 @@ def resolve_base_url(
     frontend_api_url: str | None,
     environ: Mapping[str, str] = os.environ,
 ) -> str:
-    """The base URL requests go to: explicit URL, else env URL, else decoded from the key.
+    """The base URL requests go to; the first of these that is given wins:
 
-    A key that is supplied (argument or env) is always validated, even when a URL overrides it:
-    a secret key in the wrong place is a mistake worth stopping.
+    1. the ``frontend_api_url`` argument;
+    2. the ``publishable_key`` argument (decoded);
+    3. the ``CLERK_FRONTEND_API_URL`` environment variable;
+    4. the ``CLERK_PUBLISHABLE_KEY`` environment variable (decoded).
+
+    Arguments beat the environment: when either argument is given the environment is not read
+    at all, so an env URL can never send the client token to a host other than the one the
+    caller named. A key passed as an argument is always validated, even when the URL argument
+    overrides it, and so is the env key whenever the environment is what configures the client:
+    a secret key in the wrong place is a mistake worth stopping. An empty environment variable
+    counts as unset; an empty argument is an error.
     """
-    key = publishable_key if publishable_key is not None else environ.get(ENV_PUBLISHABLE_KEY)
-    key_url = frontend_api_url_from_key(key) if key is not None else None
-    url = frontend_api_url if frontend_api_url is not None else environ.get(ENV_FRONTEND_API_URL)
-    if url:
-        return validate_frontend_api_url(url)
-    if key_url is None:
+    if frontend_api_url is not None:
+        if publishable_key is not None:
+            frontend_api_url_from_key(publishable_key)  # validated although the URL wins
+        return validate_frontend_api_url(frontend_api_url)
+    if publishable_key is not None:
+        return frontend_api_url_from_key(publishable_key)
+    env_key = _from_env(environ, ENV_PUBLISHABLE_KEY)
+    env_key_url = frontend_api_url_from_key(env_key) if env_key is not None else None
+    env_url = _from_env(environ, ENV_FRONTEND_API_URL)
+    if env_url is not None:
+        return validate_frontend_api_url(env_url)
+    if env_key_url is None:
         raise ConfigurationError(
             "No Frontend API configured: pass publishable_key='pk_…' (or set "
             f"{ENV_PUBLISHABLE_KEY}), or pass frontend_api_url (or set {ENV_FRONTEND_API_URL})."
         )
-    return key_url
+    return env_key_url
+
+
+def _from_env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    return value if value and value.strip() else None
 
 
 def proxy_for(base_url: str) -> str | None:

@@ -33,11 +33,23 @@ DEFAULT_CONNECTION_LIMIT: Final = 100
 DEFAULT_TOKEN_LEEWAY: Final = 10.0
 DEFAULT_TOKEN_REFRESH_AHEAD: Final = 15.0
 DEFAULT_TOKEN_CACHE_SIZE: Final = 10_000
+# A background refresh that failed is not started again for this long: the cached token is
+# still valid, and a dead server must not be asked on every lookup.
+TOKEN_REFRESH_RETRY_DELAY: Final = 1.0
 
-# Batch refresh: requests in flight at once, and how many other clients' views (cheap, sharing
-# the pool) a batch keeps before rebuilding the least recently used.
+# Devices (Clerk clients) whose records a client keeps while no view holds them: views made per
+# web request find their device's cache entries and current client token again.
+MAX_DEVICES: Final = 10_000
+
+# Batch refresh: requests in flight at once.
 DEFAULT_BATCH_CONCURRENCY: Final = 32
-MAX_BATCH_CLIENT_VIEWS: Final = 1024
+
+# A batch's connection breaker: this many connection failures in a row (nothing answered) and
+# the batch stops sending; one probe request goes after the cool-down (doubling up to the cap)
+# and the breaker closes when a probe gets any answer.
+BREAKER_FAILURES: Final = 5
+BREAKER_COOL_DOWN: Final = 1.0
+BREAKER_MAX_COOL_DOWN: Final = 30.0
 
 # A response body larger than this is refused unread (a 23 KB getSession is typical).
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
@@ -49,8 +61,6 @@ ENV_PUBLISHABLE_KEY: Final = "CLERK_PUBLISHABLE_KEY"
 ENV_FRONTEND_API_URL: Final = "CLERK_FRONTEND_API_URL"
 ENV_CLIENT_TOKEN: Final = "CLERK_CLIENT_TOKEN"
 ENV_LOG: Final = "CLERK_SESSIONS_LOG"
-
-# Native auth: the client token travels in Authorization and this flag tells FAPI to read it.
-NATIVE_QUERY: Final = (("_is_native", "1"),)
+ENV_SESSION_MINTER: Final = "CLERK_SESSION_MINTER"
 
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"

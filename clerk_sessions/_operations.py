@@ -1,8 +1,8 @@
 """The twelve Sessions operations, described once.
 
-This table drives request building (``_wire``), the client's thin methods, the README's
-operations table, the contract tests (which check every row against the spec) and, later, the
-sync facade and the emulator's routes. Adding an operation is one row here plus one method.
+This table drives request building (``_wire``), the client's thin methods, the contract tests
+(which check every row against the spec), the sync facade (through the client) and the
+emulator's routes. Adding an operation is one row here plus one method.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ class Operation(Generic[R]):
     __slots__ = (
         "body",
         "ends_sessions",
+        "form_fields",
         "headers",
+        "mints_session_token",
         "method",
         "name",
         "operation_id",
@@ -59,6 +61,8 @@ class Operation(Generic[R]):
         required_body: frozenset[str] = frozenset(),
         headers: Mapping[str, str] | None = None,
         ends_sessions: bool = False,
+        protocol_body: tuple[str, ...] = (),
+        mints_session_token: bool = False,
     ) -> None:
         self.name = name
         """Python method name: the spec's ``operationId`` in snake_case."""
@@ -71,12 +75,18 @@ class Operation(Generic[R]):
         self.retry_safe = retry_safe
         """Safe to repeat after a failure that may have reached the server (5xx, dropped reply)."""
         self.body = body
-        """Form fields, in the order they are sent."""
+        """Form fields of the spec, in the order they are sent (the method's keywords)."""
+        self.form_fields = body + protocol_body
+        """What may be sent: the spec's fields, then fields the SDK fills in itself because
+        Clerk's protocol asks for them but the spec does not list them (``fapi-protocol.md``)."""
         self.required_body = required_body
         self.headers: Mapping[str, str] = headers or {}
         """Header parameters: Python keyword → HTTP header name."""
         self.ends_sessions = ends_sessions
         """Success signs a session out: cached tokens for it must go."""
+        self.mints_session_token = mints_session_token
+        """Clerk's 2026 minting protocol applies (§7b): the previous token in the body with the
+        Session Minter, ``?expired_token=`` after a 422 ``missing_expired_token``."""
 
     def __repr__(self) -> str:
         return f"Operation(name={self.name!r}, method={self.method!r}, path={self.path!r})"
@@ -142,6 +152,10 @@ CREATE_SESSION_TOKEN = Operation(
     response_type=Token,
     retry_safe=True,
     body=("organization_id",),
+    # §7b: with the Session Minter, the previous JWT of the session (and force_origin on a
+    # skip-cache mint); never from the caller, so not keywords of the method.
+    protocol_body=("token", "force_origin"),
+    mints_session_token=True,
 )
 
 CREATE_SESSION_TOKEN_WITH_TEMPLATE = Operation(

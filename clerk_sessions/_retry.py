@@ -3,6 +3,12 @@
 The client's call loop asks three questions after a failed attempt: is this failure worth
 another attempt (:func:`retry_reason`), how many retries does this call allow
 (:func:`allowed_retries`), and how long to wait, if at all (:func:`plan_retry`).
+
+A connection that closed before any response (typically a pooled keep-alive connection the
+server had just closed as idle) is retried at once the first time, on a new connection
+(RFC 9112 §9.3.1): aiohttp's own hidden re-send of that case is switched off in ``_transport``
+so that every attempt on the wire is one of ours, bounded by ``max_retries`` and counted in
+``retries_taken``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ class RetryEvent:
     """1 for the first retry."""
     max_retries: int
     reason: str
-    """e.g. ``"HTTP 503"``, ``"timeout"``, ``"connection error"``."""
+    """e.g. ``"HTTP 503"``, ``"timeout"``, ``"connection error"``, ``"connection dropped"``
+    (closed before any response)."""
     delay: float
     """Seconds the SDK sleeps before the retry."""
 
@@ -44,6 +51,28 @@ class RetryEvent:
         )
 
 
+DROPPED_CONNECTION = "connection dropped"
+"""The reason of a retry after a connection closed before any response, for an operation safe
+to repeat: :func:`plan_retry` sends the first such retry of a call at once."""
+
+_DROPPED_FLAG = "_dropped_before_response"
+
+
+def mark_dropped_before_response(error: APIConnectionError) -> APIConnectionError:
+    """Flag ``error`` (and return it): the connection closed before any response arrived.
+
+    Set by the transport; a flag rather than a subclass, so the error's class stays exactly
+    ``APIConnectionError`` for callers.
+    """
+    setattr(error, _DROPPED_FLAG, True)
+    return error
+
+
+def dropped_before_response(error: BaseException | None) -> bool:
+    """Whether ``error`` was flagged by :func:`mark_dropped_before_response`."""
+    return getattr(error, _DROPPED_FLAG, False) is True
+
+
 def retry_reason(
     status: int | None, error: BaseException | None, *, retry_safe: bool
 ) -> str | None:
@@ -52,6 +81,8 @@ def retry_reason(
         if isinstance(error, APITimeoutError):
             return "timeout"
         if isinstance(error, APIConnectionError):
+            if retry_safe and dropped_before_response(error):
+                return DROPPED_CONNECTION
             return "connection error"
         return None
     if status in RETRYABLE_STATUSES or (status == 500 and retry_safe):
@@ -89,11 +120,16 @@ def plan_retry(
 
     Gives up when the failure is not retryable, the retries are used up, the server asks for a
     wait above ``RETRY_AFTER_CAP``, or the wait would overrun the call's deadline
-    (``remaining`` seconds left).
+    (``remaining`` seconds left). The call's first retry after :data:`DROPPED_CONNECTION` waits
+    nothing (a stale pooled connection says nothing about the server's health; RFC 9112
+    §9.3.1 lets an idempotent request go again at once on a new connection); any later retry
+    backs off as usual.
     """
     if reason is None or retries_taken >= max_retries:
         return None
-    if retry_after is not None:
+    if reason == DROPPED_CONNECTION and retries_taken == 0:
+        delay = 0.0
+    elif retry_after is not None:
         if retry_after > RETRY_AFTER_CAP:
             return None
         delay = retry_after

@@ -13,7 +13,7 @@ import aiohttp
 
 from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
 from ._bridge import SyncClient
-from ._client import AsyncClerkSessions, ClientTokenCallback, RetryCallback
+from ._client import AsyncClerkSessions, RetryCallback
 from ._constants import (
     DEFAULT_API_VERSION,
     DEFAULT_BATCH_CONCURRENCY,
@@ -24,6 +24,9 @@ from ._constants import (
     DEFAULT_TOKEN_LEEWAY,
     DEFAULT_TOKEN_REFRESH_AHEAD,
 )
+from ._devices import ClientTokenCallback
+from ._runtime import DEFAULT_RUNTIME, Runtime
+from ._store import Store
 from ._types import (
     UNSET,
     FirstFactorAttemptStrategy,
@@ -64,7 +67,14 @@ class ClerkSessions(SyncClient):
         token_leeway: float = DEFAULT_TOKEN_LEEWAY,
         token_refresh_ahead: float = DEFAULT_TOKEN_REFRESH_AHEAD,
         token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
+        session_minter: bool | None = None,
+        store: Store | None = None,
+        _runtime: Runtime = DEFAULT_RUNTIME,
     ) -> None:
+        """``session_minter``: the instance uses Clerk's Session Minter (send the previous
+        token when minting); ``None`` reads env ``CLERK_SESSION_MINTER``, else False.
+        ``store``: where session tokens are kept (default: in this process). ``_runtime`` is
+        for tests: the clocks, sleep and randomness (see ``_runtime``)."""
         super().__init__(
             AsyncClerkSessions(
                 publishable_key=publishable_key,
@@ -80,6 +90,9 @@ class ClerkSessions(SyncClient):
                 token_leeway=token_leeway,
                 token_refresh_ahead=token_refresh_ahead,
                 token_cache_size=token_cache_size,
+                session_minter=session_minter,
+                store=store,
+                _runtime=_runtime,
             )
         )
 
@@ -88,9 +101,12 @@ class ClerkSessions(SyncClient):
     ) -> ClerkSessions:
         """A client acting for another Clerk client (device), sharing this one's pool and config.
 
-        The parent's ``on_client_token`` is deliberately not inherited: it would persist this
-        client's rotated token under the wrong identity. Closing the returned client does not
-        close the shared pool; closing the parent does.
+        Cheap: make one per request if you like. Views of the same device (same client-token
+        JWT ``id``) share its cached session tokens and its current client token, so a rotation
+        or a sign-out seen by one is seen by all. ``on_client_token`` is called for the
+        device's rotations (the latest one given for a device wins); the parent's is not
+        inherited, as it would persist another device's token. Closing the returned client
+        does not close the shared pool; closing the parent does.
         """
         return self._derive(
             self._async.with_client_token(client_token, on_client_token=on_client_token)
@@ -109,6 +125,13 @@ class ClerkSessions(SyncClient):
     def api_version(self) -> str:
         return self._async.api_version
 
+    @property
+    def clock_skew(self) -> float | None:
+        """Estimated seconds the Frontend API's clock is ahead of this machine's (negative:
+        behind), from its answers; ``None`` before the first answer. Token lifetimes are
+        judged on the server's clock, so a skewed local clock does not matter."""
+        return self._async.clock_skew
+
     def get_token(
         self,
         session_id: str,
@@ -117,13 +140,15 @@ class ClerkSessions(SyncClient):
         organization_id: str | Unset | None = UNSET,
         skip_cache: bool = False,
     ) -> str:
-        """A session JWT, from the cache while it has more than ``token_leeway`` seconds left.
+        """A session JWT, from the cache while it has more than ``token_leeway`` seconds left
+        on the Frontend API's clock.
 
         Once fewer than ``token_refresh_ahead`` seconds remain, one background refresh starts
         and callers keep getting the cached token until the new one arrives. Concurrent callers
-        for the same (client, session, template, organization) share one request.
-        ``organization_id``: UNSET for the session's active organization, ``None``/``""`` for
-        the personal account. ``skip_cache`` always mints a new token (and caches it).
+        for the same (device, session, template, organization) share one request, whichever
+        view of the device they use. ``organization_id``: UNSET for the session's active
+        organization, ``None``/``""`` for the personal account. ``skip_cache`` always mints a
+        new token (and caches it).
         """
         return self._run(
             self._async.get_token(
@@ -149,9 +174,10 @@ class ClerkSessions(SyncClient):
         them) or :class:`TokenRequest` objects naming their own client token, template and
         organization. The input is read lazily; at most ``concurrency`` requests are in
         flight; each result holds the token or the error (one failure never stops the batch);
-        a 429 pauses every worker for its ``Retry-After``. Tokens of this client's own sessions
-        are also cached for :meth:`get_token`. ``on_progress(done, failed, total)`` is called
-        after each result.
+        a 429 pauses every worker for its ``Retry-After``, and connection failures in a row
+        stop the batch from sending (each remaining item fails at once) until a probe gets an
+        answer. Every token is also cached for :meth:`get_token` of its device.
+        ``on_progress(done, failed, total)`` is called after each result.
         """
         return self._iterate(
             self._async.refresh_tokens(

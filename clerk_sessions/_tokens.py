@@ -1,201 +1,153 @@
-"""The session-token cache: timing from the JWT itself, single flight, freshness, bounded size.
+"""The session-token cache: the whole get-or-fetch protocol, over a :class:`~._store.Store`.
 
-Rules (``fapi-protocol.md`` §7, each from a real bug in Clerk's own SDKs):
+Rules (``fapi-protocol.md`` §7 and §12, each from a real bug in Clerk's own SDKs):
 
-- an entry is timed by its JWT's ``iat``/``exp``, never by when it was stored;
+- an entry is timed by its JWT's ``exp`` on the **server's** clock (``_clock.ServerClock``),
+  never by when it was stored nor by this machine's calendar clock;
 - a token with less than ``leeway`` seconds left is never returned; once fewer than
   ``refresh_ahead`` seconds remain, one background refresh starts and callers keep getting the
-  still-valid token until the new one is stored;
+  still-valid token; a refresh that fails is not tried again for ``TOKEN_REFRESH_RETRY_DELAY``
+  (no hot loop against a failing server);
 - concurrent callers for one key share one request (a ``concurrent.futures.Future``, so callers
-  on different event loops — the sync facade's threads — share it too); failures are not cached;
+  on different event loops — the sync facade's threads — share it too); failures are not
+  cached; if the caller leading a shared request is cancelled, one of the callers that joined it
+  takes over instead of failing;
 - freshness never goes backwards: a token replaces another only if its ``oiat`` header (then its
-  ``iat``) is not older;
-- the cache holds at most ``max_entries`` keys (least recently used go first; expired ones are
-  swept on insert).
+  ``iat``) is not older (the store enforces it);
+- a sign-out drops the session's (or device's) tokens, and a mint that was already in flight
+  when it happened is returned but not kept.
 
-The cache does no I/O: the client mints tokens and hands them in.
+The cache also remembers the last session JWT it saw per session (minted, or a session's
+``last_active_token``, even expired): Clerk's 2026 minting protocol sends it back (§7b).
+The cache does no HTTP: the client hands it a mint function.
 """
 
 from __future__ import annotations
 
-import binascii
+import asyncio
 import concurrent.futures
 import threading
-from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import orjson
+from ._clock import ServerClock
+from ._constants import TOKEN_REFRESH_RETRY_DELAY
+from ._errors import AuthenticationError
+from ._jwt import CachedToken, TokenKey, jwt_timing, token_key
+from ._logging import logger
+from ._store import Store
+from ._types import UNSET
+from .models import Token
 
-from ._types import Unset
+Minter = Callable[[TokenKey, bool], Awaitable[Token]]
+"""``mint(key, force)``: one token request for ``key``; ``force`` for ``skip_cache`` mints."""
 
-_SWEEP_INTERVAL = 60.0
+Spawner = Callable[[Coroutine[Any, Any, None]], None]
+"""Runs a coroutine in the background (a task on the running loop, or the sync portal)."""
 
-CacheKey = tuple[int, str, str | None, str | Unset | None]
-"""(client identity, session id, template, organization id); see :func:`cache_key`."""
+_LEADER_GONE: Any = object()  # the leader was cancelled: a joined caller leads instead
+_NEVER = float("inf")
 
-
-def cache_key(
-    client_identity: int,
-    session_id: str,
-    template: str | None,
-    organization_id: str | Unset | None,
-) -> CacheKey:
-    # None and "" both select the personal account: one key (UNSET, falsy too, stays apart).
-    personal = organization_id == ""
-    return (client_identity, session_id, template, None if personal else organization_id)
-
-
-class JwtTiming:
-    """What the cache needs from a JWT: its lifetime and its freshness order."""
-
-    __slots__ = ("expires_at", "issued_at", "origin_issued_at")
-
-    def __init__(self, issued_at: float, expires_at: float, origin_issued_at: float | None):
-        self.issued_at = issued_at
-        self.expires_at = expires_at
-        self.origin_issued_at = origin_issued_at
-        """The ``oiat`` header: when the session state behind the token was issued."""
-
-    def __repr__(self) -> str:
-        return (
-            f"JwtTiming(issued_at={self.issued_at!r}, expires_at={self.expires_at!r}, "
-            f"origin_issued_at={self.origin_issued_at!r})"
-        )
-
-    @property
-    def freshness(self) -> tuple[int, float, float]:
-        # clerk-js: higher oiat wins, ties go to higher iat, a token without oiat loses.
-        if self.origin_issued_at is None:
-            return (0, 0.0, self.issued_at)
-        return (1, self.origin_issued_at, self.issued_at)
-
-
-def _segment(segment: str) -> Any:
-    # What base64.urlsafe_b64decode does, without its Python layers (most of its cost).
-    standard = segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4)
-    return orjson.loads(binascii.a2b_base64(standard))
-
-
-def jwt_timing(jwt: str) -> JwtTiming | None:
-    """``iat``/``exp`` (and ``oiat``) of a JWT, unverified; None if it cannot be read."""
-    try:
-        header, payload, _signature = jwt.split(".")
-        claims, head = _segment(payload), _segment(header)
-    except (ValueError, binascii.Error, orjson.JSONDecodeError):
-        return None
-    if type(claims) is not dict or type(head) is not dict:  # orjson makes plain dicts
-        return None
-    iat: Any = claims.get("iat")
-    exp: Any = claims.get("exp")
-    oiat: Any = head.get("oiat")
-    # JSON numbers only (orjson gives exactly int or float; a bool is neither).
-    if type(iat) not in _NUMBERS or type(exp) not in _NUMBERS:
-        return None
-    return JwtTiming(float(iat), float(exp), float(oiat) if type(oiat) in _NUMBERS else None)
-
-
-_NUMBERS = frozenset({int, float})
-
-
-class _Entry:
-    __slots__ = ("jwt", "refreshing", "timing")
-
-    def __init__(self, jwt: str, timing: JwtTiming) -> None:
-        self.jwt = jwt
-        self.timing = timing
-        self.refreshing = False
+SessionRef = tuple[str, str, str]
+"""(host, device key, session id)."""
 
 
 class TokenCache:
-    """Thread-safe store of session tokens; shared by a client and its ``with_client_token``s."""
+    """Session tokens of one client and all its views (thread-safe; one per client)."""
 
-    def __init__(self, *, leeway: float, refresh_ahead: float, max_entries: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: ServerClock,
+        monotonic: Callable[[], float],
+        spawn: Spawner,
+        *,
+        leeway: float,
+        refresh_ahead: float,
+        max_entries: int,
+    ) -> None:
+        self.store = store
+        self.clock = clock
         self.leeway = leeway
         self.refresh_ahead = refresh_ahead
         self.max_entries = max_entries
-        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
-        # Keys being fetched → futures of the callers waiting for that fetch. The leader has
-        # none: a Future (a Condition and two locks) is made only for a caller that joins.
-        self._inflight: dict[CacheKey, list[concurrent.futures.Future[Any]]] = {}
+        self.spawn = spawn
+        self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._last_sweep = float("-inf")
-        # The last token refused per key (unreadable or about to expire): session responses
-        # repeat their stale last_active_token on every call; decode it once, not every time.
-        self._rejected: dict[CacheKey, str] = {}
+        # Keys being minted → futures of the callers waiting for that mint. The leader has
+        # none: a Future (a Condition and two locks) is made only for a caller that joins.
+        self._inflight: dict[TokenKey, list[concurrent.futures.Future[Any]]] = {}
+        # Keys with a background refresh running (inf) or failed (not again before then).
+        self._refresh_not_before: dict[TokenKey, float] = {}
+        # The last session JWT seen per session: for Clerk's minting protocol, and so that a
+        # session's unchanged last_active_token (in every getSession) is not decoded again.
+        self._seen: dict[SessionRef, str] = {}
+        self.generation = 0
+        """Bumped by every sign-out: tokens minted or seen from requests begun before one are
+        not kept (a late answer must not bring back a signed-out session's token)."""
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    # -- the protocol ---------------------------------------------------------------------
 
-    def lookup(self, key: CacheKey, now: float) -> tuple[str | None, bool]:
-        """``(jwt, refresh_now)``: a usable token (or None), and whether the caller should start
-        the one background refresh for it."""
+    async def get(self, key: TokenKey, mint: Minter) -> str:
+        """A usable token for ``key``: the kept one, or a new one minted (shared) by ``mint``."""
+        cached = await self.store.get(key)
+        if cached is not None:
+            remaining = cached.timing.expires_at - self.clock.now()
+            if remaining > self.leeway:
+                if remaining <= self.refresh_ahead:
+                    self._refresh_ahead(key, mint)
+                return cached.jwt
+        return (await self.fetch(key, mint)).jwt
+
+    async def fetch(self, key: TokenKey, mint: Minter, *, force: bool = False) -> Token:
+        """Mint a token for ``key`` and keep it, sharing the request with concurrent callers."""
+        while True:
+            joined = self._join_or_lead(key)
+            if joined is None:
+                break
+            result = await asyncio.wrap_future(joined)
+            if result is not _LEADER_GONE:
+                return result  # type: ignore[no-any-return]
+        generation = self.generation
+        try:
+            token = await mint(key, force)
+        except asyncio.CancelledError:
+            self._finish(key, _LEADER_GONE)
+            raise
+        except BaseException as exc:
+            self._finish(key, error=exc)
+            if isinstance(exc, AuthenticationError):  # the session is gone or not this device's
+                await self.drop(key[0], key[1], key[2])
+            raise
+        try:
+            await self._keep(key, token.jwt, generation)
+        finally:
+            self._finish(key, token)
+        return token
+
+    def _refresh_ahead(self, key: TokenKey, mint: Minter) -> None:
+        now = self._monotonic()
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None, False
-            remaining = entry.timing.expires_at - now
-            if remaining <= self.leeway:
-                return None, False
-            self._entries.move_to_end(key)
-            if (
-                remaining <= self.refresh_ahead
-                and not entry.refreshing
-                and key not in self._inflight
-            ):
-                entry.refreshing = True
-                return entry.jwt, True
-            return entry.jwt, False
-
-    def store(self, key: CacheKey, jwt: str, now: float) -> None:
-        """Keep ``jwt`` for ``key`` unless the cached one is fresher (or this one is unreadable)."""
-        current = self._entries.get(key)
-        if current is not None and current.jwt == jwt:  # seen again (e.g. every getSession)
-            return
-        if self._rejected.get(key) == jwt:  # a stale last_active_token, seen again: no decode
-            return
-        timing = jwt_timing(jwt)
-        if timing is None or timing.expires_at - now <= self.leeway:
-            if len(self._rejected) >= self.max_entries:
-                self._rejected.clear()
-            self._rejected[key] = jwt
-            return
-        with self._lock:
-            current = self._entries.get(key)
-            if current is not None and current.timing.freshness > timing.freshness:
-                current.refreshing = False
+            if key in self._inflight or self._refresh_not_before.get(key, now) > now:
                 return
-            self._entries[key] = _Entry(jwt, timing)
-            self._entries.move_to_end(key)
-            self._evict(now)
+            if len(self._refresh_not_before) >= self.max_entries:
+                self._refresh_not_before.clear()
+            self._refresh_not_before[key] = _NEVER
+        self.spawn(self._refresh(key, mint))
 
-    def _evict(self, now: float) -> None:
-        # Expired entries go in a sweep at most once a minute (O(n), amortised); beyond the
-        # cap the least recently used go one by one (O(1)), so a full cache stays cheap.
-        if now - self._last_sweep >= _SWEEP_INTERVAL:
-            self._last_sweep = now
-            for stale in [k for k, e in self._entries.items() if e.timing.expires_at <= now]:
-                del self._entries[stale]
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+    async def _refresh(self, key: TokenKey, mint: Minter) -> None:
+        try:
+            await self.fetch(key, mint)
+        except Exception as exc:  # the kept token is still valid; a later lookup tries again
+            with self._lock:
+                self._refresh_not_before[key] = self._monotonic() + TOKEN_REFRESH_RETRY_DELAY
+            logger.debug("background token refresh failed: %s", type(exc).__name__)
+        else:
+            with self._lock:
+                self._refresh_not_before.pop(key, None)
 
-    def store_and_finish(self, key: CacheKey, jwt: str, now: float, result: Any) -> None:
-        """:meth:`store` the leader's new token, then :meth:`finish` with it (one call)."""
-        self.store(key, jwt, now)
-        with self._lock:
-            waiters = self._inflight.pop(key, None)
-        if waiters:
-            for future in waiters:
-                future.set_result(result)
-
-    def refresh_failed(self, key: CacheKey) -> None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                entry.refreshing = False
-
-    def join_or_lead(self, key: CacheKey) -> concurrent.futures.Future[Any] | None:
-        """None if the caller must fetch ``key`` (it leads), else a future of that result."""
+    def _join_or_lead(self, key: TokenKey) -> concurrent.futures.Future[Any] | None:
+        """None if the caller must mint ``key`` (it leads), else a future of that result."""
         with self._lock:
             waiters = self._inflight.get(key)
             if waiters is None:
@@ -205,27 +157,64 @@ class TokenCache:
             waiters.append(future)
             return future
 
-    def finish(self, key: CacheKey, result: Any = None, error: BaseException | None = None) -> None:
+    def _finish(self, key: TokenKey, result: Any = None, error: BaseException | None = None) -> None:
         """The leader is done: hand its result (or error) to every caller that joined."""
         with self._lock:
-            waiters = self._inflight.pop(key, [])
-        for future in waiters:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            waiters = self._inflight.pop(key, None)
+        if waiters:
+            for future in waiters:
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
 
-    def drop(self, key: CacheKey) -> None:
+    # -- what the cache keeps ---------------------------------------------------------------
+
+    async def _keep(self, key: TokenKey, jwt: str, generation: int) -> None:
+        """Keep a newly minted token (its ``iat`` is also a sample of the server's clock)."""
+        timing = jwt_timing(jwt)
+        if timing is None:
+            return
+        self.clock.observe_issued_at(timing.issued_at)
+        if key[3] is None:  # a session token, not a template's
+            self.note_seen(key[0], key[1], key[2], jwt)
+        if generation != self.generation:  # signed out while this token was being minted
+            return
+        ttl = timing.expires_at - self.clock.now()
+        if ttl > self.leeway:
+            await self.store.put(key, CachedToken(jwt, timing), ttl)
+
+    def seen(self, session: SessionRef, jwt: str) -> bool:
+        """Whether ``jwt`` is the last token seen for the session (nothing new to learn)."""
+        return self._seen.get(session) == jwt
+
+    def note_seen(self, host: str, device: str, session_id: str, jwt: str) -> None:
+        if len(self._seen) >= self.max_entries:
+            self._seen.clear()  # bounded; a forgotten session falls back to getSession (§7b)
+        self._seen[(host, device, session_id)] = jwt
+
+    def last_token(self, host: str, device: str, session_id: str) -> str | None:
+        """The last session JWT seen for the session, even expired (§7b ``expired_token``)."""
+        return self._seen.get((host, device, session_id))
+
+    async def seed(
+        self, session: SessionRef, jwt: str, *, active: bool, generation: int
+    ) -> None:
+        """A session's ``last_active_token`` from a response sent at ``generation``."""
+        host, device, session_id = session
+        self.note_seen(host, device, session_id, jwt)
+        if not active or generation != self.generation:
+            return
+        timing = jwt_timing(jwt)
+        if timing is None:
+            return
+        ttl = timing.expires_at - self.clock.now()
+        if ttl > self.leeway:
+            key = token_key(host, device, session_id, None, UNSET)
+            await self.store.put(key, CachedToken(jwt, timing), ttl)
+
+    async def drop(self, host: str, device: str, session_id: str | None) -> None:
+        """Sign-out: forget the session's tokens (or the device's), here and in the store."""
         with self._lock:
-            self._entries.pop(key, None)
-
-    def drop_matching(self, client_identity: int, session_id: str | None = None) -> None:
-        """Forget a session's tokens (every template and organization), or a whole client's."""
-
-        def matches(key: Hashable) -> bool:
-            assert isinstance(key, tuple)
-            return key[0] == client_identity and (session_id is None or key[1] == session_id)
-
-        with self._lock:
-            for key in [k for k in self._entries if matches(k)]:
-                del self._entries[key]
+            self.generation += 1
+        await self.store.drop(host, device, session_id)

@@ -19,6 +19,7 @@ from ._errors import (
     ResponseValidationError,
 )
 from ._redact import redact_headers, redact_text
+from ._retry import mark_dropped_before_response
 from ._types import Timeout
 from ._version import __version__
 from ._wire import PreparedRequest
@@ -50,6 +51,12 @@ class Transport:
     gets one session (using it from another loop is an error with advice); the sync facade runs
     one loop per calling thread and switches on ``many_loops``: one session (one pool) per loop.
     An injected ``http_session`` stays the caller's to close.
+
+    On the sessions it creates, aiohttp's hidden re-send of an idempotent request whose pooled
+    connection dropped is off: every attempt on the wire is the SDK's own, bounded by
+    ``max_retries`` and counted in ``retries_taken`` (see ``_retry``). An injected
+    ``http_session`` is left as the caller configured it, so it keeps aiohttp's behaviour (by
+    default one silent re-send of a GET/DELETE, not counted in ``retries_taken``).
     """
 
     def __init__(
@@ -103,6 +110,9 @@ class Transport:
                 connector=aiohttp.TCPConnector(limit=self._connection_limit),
                 auto_decompress=True,
             )
+            if hasattr(session, "_retry_connection"):  # private: absent from a future aiohttp?
+                # Our retry loop re-sends (counted, bounded by max_retries); aiohttp must not.
+                session._retry_connection = False
         self._sessions[loop] = session
         return session
 
@@ -128,6 +138,7 @@ class Transport:
             client_timeout = _client_timeout(timeout, remaining)
             if whole and len(self._client_timeouts) < 64:
                 self._client_timeouts[timeout] = client_timeout
+        answered = False  # a response (status line and headers) arrived
         try:
             async with session.request(
                 request.method,
@@ -138,6 +149,7 @@ class Transport:
                 allow_redirects=False,  # a redirect must never carry the client token elsewhere
                 proxy=self._proxy,
             ) as response:
+                answered = True
                 length = response.content_length
                 if (
                     length is not None
@@ -155,12 +167,30 @@ class Transport:
                 "connection in the pool). Raise timeout= (per call or per client) if the "
                 "network is slow, or check that the Frontend API host is reachable."
             ) from exc
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
             raise APIConnectionError(
-                f"{request.operation.name}: could not reach {URL(request.url).origin()} "
+                f"{request.operation.name}: could not connect to {URL(request.url).origin()} "
                 f"({_reason(exc, request.client_token)}). Check the network and the Frontend API "
-                "URL; the request may or may not have reached the server."
+                "URL; the request did not reach the server."
             ) from _scrubbed(exc, request.client_token)
+        except aiohttp.ClientError as exc:
+            reason = _reason(exc, request.client_token)
+            origin = URL(request.url).origin()
+            if answered:
+                raise APIConnectionError(
+                    f"{request.operation.name}: the response from {origin} failed ({reason}). "
+                    "The request reached the server, which may have acted on it."
+                ) from _scrubbed(exc, request.client_token)
+            error = APIConnectionError(
+                f"{request.operation.name}: could not reach {origin} ({reason}). Check the "
+                "network and the Frontend API URL; the request may or may not have reached "
+                "the server."
+            )
+            if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+                # Closed before any response: most often a pooled connection the server had
+                # just closed as idle. _retry retries that at once, on a new connection.
+                mark_dropped_before_response(error)
+            raise error from _scrubbed(exc, request.client_token)
 
     async def aclose(self) -> None:
         """Refuse further requests and close the session of the running loop.

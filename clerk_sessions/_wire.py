@@ -105,11 +105,12 @@ def build_request(
     headers: Mapping[str, str],
     header_args: Mapping[str, object] | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    query_args: Mapping[str, str] | None = None,
 ) -> PreparedRequest:
     """Turn one call into a :class:`PreparedRequest` (native auth, form body, encoded path).
 
     ``headers`` are the client's constant headers (User-Agent, API version, Accept); UNSET body
-    fields are left out, ``None`` is sent as ``key=``.
+    fields are left out, ``None`` is sent as ``key=``. ``query_args`` follow ``_is_native``.
     """
     path = operation.path
     for name in operation.path_params:
@@ -142,12 +143,14 @@ def build_request(
         request_headers["Content-Type"] = FORM_CONTENT_TYPE
         fields = [
             (name, encode_form_value(name, given))
-            for name in operation.body
+            for name in operation.form_fields
             if (given := body_args.get(name, UNSET)) is not UNSET
         ]
         body = urlencode(fields).encode("ascii") if fields else b""
 
     url = f"{base_url}{path}?_is_native=1"
+    if query_args:
+        url = f"{url}&{urlencode(query_args)}"
     return PreparedRequest(operation, method, url, request_headers, body, client_token)
 
 

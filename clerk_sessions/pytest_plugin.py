@@ -8,6 +8,9 @@
   fixture: run async tests with anyio's plugin (``@pytest.mark.anyio``, bundled with anyio) or
   pytest-asyncio in auto mode.
 
+Both clients run on the emulator's clock (``clerk_emulator.clock``): after
+``clerk_emulator.clock.advance(3600)`` they see their cached tokens expired, as the server does.
+
 The emulator is imported only when a fixture is used, so without the ``testing`` extra pytest
 runs as before (a fixture then fails with the install hint).
 """

@@ -182,8 +182,8 @@ class ThreadedSync:
         self._client = client
 
     @property
-    def _transport(self) -> Any:
-        return self._client._async._transport
+    def _shared(self) -> Any:
+        return self._client._async._shared
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, "close" if name == "aclose" else name)

@@ -643,3 +643,79 @@ def test_console_script(world: World) -> None:
         [str(script), "get"], capture_output=True, text=True, env=_environment(), check=False
     )
     assert usage.returncode == EXIT_USAGE
+
+
+# --- flags beat the environment --------------------------------------------------------------
+
+DEAD_URL = "http://127.0.0.1:9"  # nothing listens: a request sent here fails with exit 4
+DEAD_KEY = "pk_test_MTI3LjAuMC4xOjkk"  # decodes to 127.0.0.1:9
+SECRET_KEY = "sk_test_abc123"  # refused wherever it is used
+
+
+def test_publishable_key_flag_beats_the_frontend_api_url_variable(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_FRONTEND_API_URL", DEAD_URL)
+    result = cli(
+        *("--publishable-key", world.fapi.publishable_key),
+        *("--client-token", world.device.client_token),
+        *("--max-retries", "0", "--json", "get", world.device.session_id),
+        configured=False,
+    )
+    assert result.code == EXIT_OK, result.err
+    assert result.json["response"]["id"] == world.device.session_id
+
+
+def test_frontend_api_url_flag_beats_the_key_flag_and_both_variables(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_FRONTEND_API_URL", DEAD_URL)
+    monkeypatch.setenv("CLERK_PUBLISHABLE_KEY", SECRET_KEY)  # ignored, so not refused
+    result = cli(
+        *("--frontend-api-url", world.fapi.url, "--publishable-key", DEAD_KEY),
+        *("--client-token", world.device.client_token),
+        *("--max-retries", "0", "--json", "get", world.device.session_id),
+        configured=False,
+    )
+    assert result.code == EXIT_OK, result.err
+    assert result.json["response"]["id"] == world.device.session_id
+
+
+def test_the_frontend_api_url_variable_beats_the_key_variable(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_FRONTEND_API_URL", world.fapi.url)
+    monkeypatch.setenv("CLERK_PUBLISHABLE_KEY", DEAD_KEY)
+    monkeypatch.setenv("CLERK_CLIENT_TOKEN", world.device.client_token)
+    result = cli("--max-retries", "0", "get", world.device.session_id, configured=False)
+    assert result.code == EXIT_OK, result.err
+
+
+@pytest.mark.parametrize("flag", ["--client-token", "--client-token-file"])
+def test_client_token_flags_beat_the_client_token_variable(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flag: str
+) -> None:
+    monkeypatch.setenv("CLERK_CLIENT_TOKEN", "a-token-of-another-device")  # would be a 401
+    token_file = tmp_path / "token"
+    token_file.write_text(world.device.client_token + "\n", encoding="utf-8")
+    value = world.device.client_token if flag == "--client-token" else str(token_file)
+    result = cli(
+        *("--frontend-api-url", world.fapi.url, flag, value),
+        *("--json", "get", world.device.session_id),
+        configured=False,
+    )
+    assert result.code == EXIT_OK, result.err
+    assert result.json["response"]["id"] == world.device.session_id
+
+
+@pytest.mark.parametrize(
+    "flag", ["--publishable-key", "--frontend-api-url", "--client-token", "--client-token-file"]
+)
+def test_an_empty_flag_is_a_usage_error_not_a_fall_back_to_the_environment(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    monkeypatch.setenv("CLERK_FRONTEND_API_URL", world.fapi.url)
+    monkeypatch.setenv("CLERK_CLIENT_TOKEN", world.device.client_token)
+    result = cli(flag, "", "get", world.device.session_id, configured=False)
+    assert result.code == EXIT_USAGE
+    assert f"{flag}: must not be empty" in result.err

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 import clerk_sessions
+from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     UNSET,
     APIConnectionError,
@@ -414,7 +415,7 @@ async def test_with_client_token_shares_the_pool_but_not_the_token(
         frontend_api_url=fapi.url, client_token="parent", on_client_token=parent_seen.append
     ) as clerk:
         other = clerk.with_client_token("other")
-        assert other._transport is clerk._transport
+        assert other._shared is clerk._shared  # one pool, one token cache, one server clock
         fapi.reply(json=payloads.session_envelope(), headers={"Authorization": "other-rotated"})
         await other.get_session("sess_1")
         assert fapi.last.headers["Authorization"] == "other"
@@ -608,9 +609,10 @@ async def test_connection_refused_is_an_api_connection_error(
     unused_tcp_port: int, make_clerk: MakeClerk, fake_sleep: FakeSleep
 ) -> None:
     async with make_clerk(
-        frontend_api_url=f"http://127.0.0.1:{unused_tcp_port}", client_token=CLIENT_TOKEN
+        frontend_api_url=f"http://127.0.0.1:{unused_tcp_port}",
+        client_token=CLIENT_TOKEN,
+        _runtime=Runtime(sleep=fake_sleep),
     ) as clerk:
-        core_of(clerk)._sleep = fake_sleep
         with pytest.raises(APIConnectionError) as info:
             await clerk.get_session("sess_1")
     assert not isinstance(info.value, APITimeoutError)

@@ -1,8 +1,9 @@
 """What ``FrontendAPIEmulator`` does, shown through the SDK that talks to it.
 
 Each section is one promise of issue #6 (§1 and §2): lifecycle, set-up helpers, Clerk's rules for
-the twelve operations, native authentication, client-token rotation, session tokens,
-reverification, fault injection, the request log, the clock and the pytest plugin. Requests go
+the twelve operations, native authentication, client-token rotation, session tokens, Clerk's 2026
+minting seeds, reverification, fault injection, the request log, the clock and the pytest plugin.
+Requests go
 over real HTTP on 127.0.0.1; a raw aiohttp request stands in where the SDK deliberately cannot
 send something (no ``_is_native``, ``Origin`` with ``Authorization``...).
 
@@ -14,17 +15,22 @@ that changes options, faults or the clock starts its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Iterator
+import time
+from collections.abc import Awaitable, Iterator, Mapping
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import attrs
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from multidict import CIMultiDict
 
 from clerk_sessions import (
@@ -43,6 +49,7 @@ from clerk_sessions import (
     SessionReverification,
     UnprocessableEntityError,
 )
+from clerk_sessions._runtime import Runtime
 from clerk_sessions.testing import (
     STALE_CLIENT_TOKEN_GRACE,
     TEST_CODE,
@@ -58,6 +65,7 @@ pytestmark = pytest.mark.anyio
 
 CANARY_PASSWORD = "canary-PASSWORD-5d1e"
 CANARY_TOKEN = "canary-CLIENT-TOKEN-9b2c"
+CANARY_SEED = "canary-SESSION-JWT-4e7a"
 DAY = 86_400
 
 
@@ -102,15 +110,54 @@ async def send_raw(
     *,
     headers: dict[str, str],
     query: str = "_is_native=1",
+    form: Mapping[str, str] | None = None,
 ) -> RawAnswer:
-    """A request exactly as given (aiohttp adds no Origin and no Authorization of its own)."""
+    """A request exactly as given (aiohttp adds no Origin and no Authorization of its own);
+    ``form`` is sent urlencoded. A body that is not JSON is read as text."""
     url = f"{fapi.url}{path}?{query}" if query else f"{fapi.url}{path}"
     async with (
         aiohttp.ClientSession() as http,
-        http.request(method, url, headers=headers) as response,
+        http.request(method, url, headers=headers, data=form) as response,
     ):
-        body = await response.json(content_type=None)
+        if response.content_type == "application/json":
+            body = await response.json()
+        else:
+            body = await response.text()
         return RawAnswer(response.status, CIMultiDict(response.headers), body)
+
+
+def native(**params: str) -> str:
+    """A native query string with more parameters (``expired_token=...``)."""
+    return urlencode({"_is_native": "1", **params})
+
+
+async def mint_raw(
+    fapi: FrontendAPIEmulator,
+    device: SignedIn,
+    *,
+    query: str = "_is_native=1",
+    form: Mapping[str, str] | None = None,
+    template: str | None = None,
+) -> RawAnswer:
+    """``POST .../tokens`` (or ``.../tokens/{template}``) exactly as given: the SDK decides
+    itself when to send a seed, these tests must not depend on it."""
+    path = f"/v1/client/sessions/{device.session_id}/tokens"
+    if template is not None:
+        path = f"{path}/{template}"
+    return await send_raw(
+        fapi, "POST", path, headers={"Authorization": device.client_token}, query=query, form=form
+    )
+
+
+def previous_token(fapi: FrontendAPIEmulator, device: SignedIn) -> str:
+    """The session's latest session JWT (the one sign-in minted, until a new one is)."""
+    token = fapi.session(device.session_id).last_active_token
+    assert token is not None
+    return token
+
+
+def seeds_logged(fapi: FrontendAPIEmulator) -> list[tuple[bool, bool, bool]]:
+    return [(r.sent_token, r.expired_token, r.force_origin) for r in fapi.requests]
 
 
 async def reverify_with_email_code(
@@ -821,6 +868,184 @@ async def test_token_lifetime_is_configurable() -> None:
     assert got["exp"] - got["iat"] == 300
 
 
+# -- minting seeds: Clerk's 2026 protocol (fapi-protocol §7, §7b) ----------------------------------
+
+
+async def test_by_default_tokens_need_no_seed_and_accept_token_and_force_origin() -> None:
+    async with FrontendAPIEmulator() as fapi:
+        assert (fapi.require_expired_token, fapi.session_minter) == (False, False)
+        device = fapi.sign_in()
+        old = previous_token(fapi, device)
+        answers = [
+            await mint_raw(fapi, device),
+            await mint_raw(fapi, device, form={"token": old, "force_origin": "true"}),
+            await mint_raw(fapi, device, query=native(expired_token=old)),
+            await mint_raw(fapi, device, form={"token": old, "bogus": "1"}),
+        ]
+    assert [(a.status, a.code) for a in answers] == [
+        (200, None),
+        (200, None),
+        (200, None),
+        (422, "form_param_unknown"),  # only token and force_origin join the spec's fields
+    ]
+    assert {claims(a.body["jwt"])["sid"] for a in answers[:3]} == {device.session_id}
+    assert seeds_logged(fapi) == [
+        (False, False, False),
+        (True, False, True),
+        (False, True, False),
+        (True, False, False),
+    ]
+
+
+async def test_require_expired_token_answers_422_until_the_query_carries_the_previous_token() -> (
+    None
+):
+    async with FrontendAPIEmulator(require_expired_token=True) as fapi:
+        device = fapi.sign_in()
+        old = previous_token(fapi, device)
+        bare = await mint_raw(fapi, device)
+        # The incident servers read only the query: the body's token does not help.
+        body_only = await mint_raw(fapi, device, form={"token": old, "force_origin": "true"})
+        fapi.clock.advance(3600)  # the seed is long expired: that is what it is for
+        assert claims(old)["exp"] < fapi.clock.now()
+        retried = await mint_raw(fapi, device, query=native(expired_token=old))
+        also_in_body = await mint_raw(
+            fapi, device, query=native(expired_token=old), form={"token": old}
+        )
+
+    for refused in (bare, body_only):
+        assert refused.status == 422
+        assert refused.body["errors"][0] == {
+            "code": "missing_expired_token",
+            "message": "The expired_token parameter is required",
+            "long_message": "The expired_token parameter is required",
+            "meta": {"param_name": "expired_token"},
+        }
+        assert refused.body["clerk_trace_id"]
+    assert (retried.status, also_in_body.status) == (200, 200)
+    fresh = claims(retried.body["jwt"])
+    assert fresh["sid"] == device.session_id
+    assert fresh["iat"] >= claims(old)["iat"] + 3600
+    assert fapi.session(device.session_id).last_active_token == also_in_body.body["jwt"]
+    assert [r.status for r in fapi.requests] == [422, 422, 200, 200]
+
+
+async def test_session_minter_takes_the_previous_token_in_the_body_even_expired() -> None:
+    async with FrontendAPIEmulator(session_minter=True) as fapi:
+        device = fapi.sign_in()
+        old = previous_token(fapi, device)
+        fapi.clock.advance(3600)
+        first = await mint_raw(fapi, device, form={"token": old, "force_origin": "true"})
+        chained = await mint_raw(fapi, device, form={"token": first.body["jwt"]})
+    assert (first.status, chained.status) == (200, 200)
+    assert (
+        claims(first.body["jwt"])["sid"] == claims(chained.body["jwt"])["sid"] == device.session_id
+    )
+    assert seeds_logged(fapi) == [(True, False, True), (True, False, False)]
+    assert fapi.requests[0].form == {"token": "[redacted]", "force_origin": "true"}
+
+
+async def test_session_minter_without_a_seed_is_missing_expired_token_until_the_retry() -> None:
+    async with FrontendAPIEmulator(session_minter=True) as fapi:
+        org = fapi.create_organization("Minted")
+        user = fapi.create_user()
+        fapi.add_member(org.id, user.id)
+        device = fapi.sign_in(user)
+        old = previous_token(fapi, device)
+        bare = await mint_raw(fapi, device)
+        with_org = await mint_raw(fapi, device, form={"organization_id": org.id})
+        # What an SDK without the minter setting does next: the query retry (clerk-js, §7).
+        retried = await mint_raw(
+            fapi, device, query=native(expired_token=old), form={"organization_id": org.id}
+        )
+    assert [(a.status, a.code) for a in (bare, with_org, retried)] == [
+        (422, "missing_expired_token"),
+        (422, "missing_expired_token"),
+        (200, None),
+    ]
+    assert claims(retried.body["jwt"])["o"]["id"] == org.id
+    assert seeds_logged(fapi)[-1] == (False, True, False)
+
+
+async def test_the_modes_are_attributes_a_test_flips_while_clients_run() -> None:
+    async with FrontendAPIEmulator() as fapi:
+        device = fapi.sign_in()
+        codes = []
+        for require, minter in [(False, False), (True, False), (False, True), (False, False)]:
+            fapi.require_expired_token, fapi.session_minter = require, minter
+            codes.append((await mint_raw(fapi, device)).code)
+    assert codes == [None, "missing_expired_token", "missing_expired_token", None]
+
+
+async def test_the_template_route_needs_no_seed_in_either_mode() -> None:
+    """Clerk's clients send template mints an empty body: neither token nor expired_token."""
+    async with FrontendAPIEmulator(require_expired_token=True, session_minter=True) as fapi:
+        fapi.create_jwt_template("hasura", {"role": "user"})
+        device = fapi.sign_in()
+        templated = await mint_raw(fapi, device, template="hasura")
+        seeded = await mint_raw(fapi, device, template="hasura", form={"token": "x"})
+        plain = await mint_raw(fapi, device)
+    assert templated.status == 200
+    assert claims(templated.body["jwt"])["role"] == "user"
+    assert (seeded.status, seeded.code) == (422, "form_param_unknown")  # nor does it take one
+    assert (plain.status, plain.code) == (422, "missing_expired_token")
+
+
+def _forged(token: str) -> str:
+    """``token`` exactly (claims, kid, headers), signed with another key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    header = {k: v for k, v in jwt.get_unverified_header(token).items() if k != "alg"}
+    return jwt.encode(claims(token), key, algorithm="RS256", headers=header)
+
+
+@pytest.mark.parametrize("mode", ["default", "require_expired_token", "session_minter"])
+async def test_a_seed_must_be_a_session_token_of_that_very_session(mode: str) -> None:
+    options: dict[str, Any] = {} if mode == "default" else {mode: True}
+    async with FrontendAPIEmulator(**options) as fapi:
+        fapi.create_jwt_template("plain", {"role": "user"})
+        device = fapi.sign_in()
+        other = fapi.sign_in(device=device)  # another session of the same client
+        own = previous_token(fapi, device)
+        template_token = (await mint_raw(fapi, device, template="plain")).body["jwt"]
+        foreign = {
+            "another session's": previous_token(fapi, other),
+            "a template's": template_token,
+            "another key's": _forged(own),
+            "a client token": device.client_token,
+            "not a JWT": CANARY_SEED,
+        }
+        refused: dict[tuple[str, str], tuple[int, str | None, str]] = {}
+        for what, seed in foreign.items():
+            for param, where in (("token", "body"), ("expired_token", "query")):
+                if where == "body":
+                    answer = await mint_raw(
+                        fapi, device, query=native(expired_token=own), form={"token": seed}
+                    )
+                else:
+                    answer = await mint_raw(
+                        fapi, device, query=native(expired_token=seed), form={"token": own}
+                    )
+                error = answer.body["errors"][0] if answer.status != 200 else {"meta": {}}
+                refused[what, param] = (answer.status, answer.code, error["meta"].get("param_name"))
+                assert seed not in str(answer.body)
+        accepted = await mint_raw(
+            fapi, device, query=native(expired_token=own), form={"token": own}
+        )
+    assert refused == {key: (422, "form_param_value_invalid", key[1]) for key in refused}
+    assert len(refused) == 10
+    assert accepted.status == 200
+
+
+async def test_force_origin_is_true_or_false(emulator: FrontendAPIEmulator) -> None:
+    device = emulator.sign_in()
+    off = await mint_raw(emulator, device, form={"force_origin": "false"})
+    odd = await mint_raw(emulator, device, form={"force_origin": "yes"})
+    assert off.status == 200
+    assert emulator.requests[-2].force_origin is False
+    assert (odd.status, odd.code) == (422, "form_param_value_invalid")
+    assert odd.body["errors"][0]["meta"] == {"param_name": "force_origin"}
+
+
 # -- reverification --------------------------------------------------------------------------------
 
 
@@ -1326,6 +1551,48 @@ async def test_the_request_log_names_operations_and_redacts_credentials() -> Non
         assert secret not in shown
 
 
+async def test_the_log_says_which_seeds_a_mint_carried_but_never_their_values(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with FrontendAPIEmulator(session_minter=True) as fapi:
+        device = fapi.sign_in()
+        sid = device.session_id
+        own = previous_token(fapi, device)
+        answers = [
+            await mint_raw(fapi, device, form={"token": own, "force_origin": "true"}),
+            await mint_raw(fapi, device, query=native(expired_token=own, debug="skip_cache")),
+            await mint_raw(fapi, device, form={"token": CANARY_SEED}),
+            await mint_raw(fapi, device, query=native(expired_token=CANARY_SEED)),
+        ]
+        async with fapi.async_client(device) as clerk:  # any other route: nothing to say
+            await clerk.get_session(sid)
+
+    assert [a.status for a in answers] == [200, 200, 422, 422]
+    assert seeds_logged(fapi) == [
+        (True, False, True),
+        (False, True, False),
+        (True, False, False),
+        (False, True, False),
+        (False, False, False),
+    ]
+    assert fapi.requests[0].form == {"token": "[redacted]", "force_origin": "true"}
+    assert fapi.requests[1].query == {
+        "_is_native": "1",
+        "expired_token": "[redacted]",
+        "debug": "skip_cache",
+    }
+    assert fapi.requests[2].form == {"token": "[redacted]"}
+    assert fapi.requests[3].query["expired_token"] == "[redacted]"
+    out, err = capfd.readouterr()
+    shown = "\n".join(
+        [repr(fapi.requests), str(fapi.requests), caplog.text, out, err]
+        + [str(a.body) for a in answers[2:]]
+    )
+    for secret in (own, CANARY_SEED):
+        assert secret not in shown
+
+
 # -- the clock -------------------------------------------------------------------------------------
 
 
@@ -1385,6 +1652,95 @@ async def test_a_frozen_clock_stamps_every_token_with_the_same_time() -> None:
     ]
 
 
+async def test_every_answer_is_dated_on_the_emulator_clock() -> None:
+    wall = [1_800_000_000.0]
+    clock = Clock(now=lambda: wall[0])  # "real" time that moves only when the test says so
+    async with FrontendAPIEmulator(clock=clock) as fapi:
+        device = fapi.sign_in()
+        path = f"/v1/client/sessions/{device.session_id}"
+        auth = {"Authorization": device.client_token}
+        first = await send_raw(fapi, "GET", path, headers=auth)
+        clock.advance(3600)
+        minted = await mint_raw(fapi, device)
+        wall[0] += 5
+        unknown = await send_raw(fapi, "GET", "/v1/nowhere", headers=auth)
+        fapi.fail("GET /v1/client/sessions/*", 502, html=True)
+        html = await send_raw(fapi, "GET", path, headers=auth)
+        fapi.rate_limit("GET /v1/client/sessions/*")
+        limited = await send_raw(fapi, "GET", path, headers=auth)
+        jwks = await send_raw(fapi, "GET", "/.well-known/jwks.json", headers={}, query="")
+
+    assert first.headers["Date"] == formatdate(1_800_000_000, usegmt=True)
+    assert first.headers["Date"] == "Fri, 15 Jan 2027 08:00:00 GMT"
+    assert minted.headers["Date"] == formatdate(1_800_003_600, usegmt=True)
+    # The SDK reads the server's clock from both: they agree.
+    iat = claims(minted.body["jwt"])["iat"]
+    assert parsedate_to_datetime(minted.headers["Date"]).timestamp() == iat
+    assert [(a.status, a.headers["Date"]) for a in (unknown, html, limited, jwks)] == [
+        (status, formatdate(1_800_003_605, usegmt=True)) for status in (404, 502, 429, 200)
+    ]
+    assert "<html>" in html.body
+
+
+# -- clients on the emulator's clock ---------------------------------------------------------------
+
+
+async def test_helper_clients_follow_the_emulator_clock_and_mint_after_it_jumps() -> None:
+    """``async_client`` gives its client the emulator's clock: a jump expires the cached token
+    for the client exactly as for the server, so ``get_token`` mints a fresh one."""
+    async with FrontendAPIEmulator() as fapi:
+        device = fapi.sign_in()
+        async with fapi.async_client(device) as clerk:
+            first = await clerk.get_token(device.session_id)
+            cached = await clerk.get_token(device.session_id)
+            fapi.clock.advance(3600)
+            fresh = await clerk.get_token(device.session_id)
+    assert cached == first
+    assert fresh != first
+    assert claims(fresh)["iat"] >= claims(first)["iat"] + 3600
+    assert claims(fresh)["exp"] > fapi.clock.now()
+
+
+def test_sync_helper_clients_follow_the_emulator_clock_too() -> None:
+    with FrontendAPIEmulator() as fapi:
+        device = fapi.sign_in()
+        with fapi.sync_client(device) as clerk:
+            first = clerk.get_token(device.session_id)
+            fapi.clock.advance(3600)
+            fresh = clerk.get_token(device.session_id)
+    assert fresh != first
+    assert claims(fresh)["iat"] >= claims(first)["iat"] + 3600
+
+
+def test_the_emulator_runtime_reads_the_emulator_clock() -> None:
+    clock = Clock()
+    clock.freeze(at=1_800_000_000)
+    fapi = FrontendAPIEmulator(clock=clock)
+    runtime = fapi.runtime()
+    clock.advance(90)
+    assert (runtime.wall(), runtime.monotonic()) == (1_800_000_090, 1_800_000_090)
+
+
+async def test_a_runtime_passed_to_the_helpers_is_the_one_the_client_uses(
+    emulator: FrontendAPIEmulator,
+) -> None:
+    reads: list[str] = []
+
+    def wall() -> float:
+        reads.append("wall")
+        return time.time()
+
+    def monotonic() -> float:
+        reads.append("monotonic")
+        return time.monotonic()
+
+    device = emulator.sign_in()
+    own = Runtime(monotonic=monotonic, wall=wall)
+    async with emulator.async_client(device, _runtime=own) as clerk:
+        await clerk.get_token(device.session_id)
+    assert reads
+
+
 # -- the pytest plugin -----------------------------------------------------------------------------
 
 
@@ -1410,3 +1766,13 @@ async def test_the_plugin_gives_a_signed_in_async_client(
     token = await clerk_client.create_session_token(clerk_device.session_id)
     assert claims(token.jwt)["sid"] == clerk_device.session_id
     assert clerk_emulator.requests[-1].operation == "create_session_token"
+
+
+def test_the_plugin_clients_follow_the_emulator_clock(
+    clerk_emulator: FrontendAPIEmulator, clerk_device: SignedIn, clerk_sync_client: ClerkSessions
+) -> None:
+    first = clerk_sync_client.get_token(clerk_device.session_id)
+    clerk_emulator.clock.advance(3600)
+    fresh = clerk_sync_client.get_token(clerk_device.session_id)
+    assert fresh != first
+    assert claims(fresh)["iat"] >= claims(first)["iat"] + 3600

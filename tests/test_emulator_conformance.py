@@ -4,9 +4,11 @@ A tour drives every operation through the SDK (successes and Clerk's error cases
 transport-level mistakes sent raw) and records every exchange. Every request the emulator saw
 and every JSON response it sent is then validated against ``../shared/spec/fapi-sessions.yml``.
 
-Where the emulator sends a status the spec does not list for an operation, it must be one of
-``UNDOCUMENTED`` below: each is a status Clerk really sends (``fapi-protocol.md`` §5) that the
-published document leaves out. Its body must still be a valid ``ClerkErrors``.
+Where the emulator sends a status the spec does not list for an operation, its (status, error
+code) must be one of ``UNDOCUMENTED`` below: each is an answer Clerk really sends
+(``fapi-protocol.md`` §5, §7b) that the published document leaves out. Its body must still be a
+valid ``ClerkErrors``. Likewise every query parameter and form field of a request the emulator
+accepts is declared by the spec for its operation or is one of ``UNDOCUMENTED_PARAMETERS``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import copy
 import re
 import urllib.request
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import attrs
 import orjson
@@ -24,21 +27,47 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from clerk_sessions import ClerkAPIError, ClerkSessions
-from clerk_sessions._operations import OPERATIONS
+from clerk_sessions._operations import OPERATIONS, Operation
 from clerk_sessions.testing import FrontendAPIEmulator, SignedIn, UserRecord
 
 from .test_contract import SPEC_HOST, nullable_compositions
 
 pytestmark = pytest.mark.spec
 
-# (status, why) pairs the emulator may send although an operation's spec omits them.
-UNDOCUMENTED: dict[int, str] = {
-    400: "transport rules, any route: origin_authorization_headers_conflict, api_version_invalid",
-    404: "unknown session on the reverification routes (resource_not_found)",
-    415: "unsupported_content_type for a non-form body",
-    422: "form_param_unknown / form_param_duplicate / form_param_missing on any route",
-    429: "rate limiting (injected fault)",
-    503: "an unavailable backend (injected fault)",
+# (status, code) → why: answers the emulator may send although an operation's spec omits them.
+UNDOCUMENTED: dict[tuple[int, str], str] = {
+    (400, "origin_authorization_headers_conflict"): "transport rule, any route (§2, §3)",
+    (400, "api_version_invalid"): "transport rule, any route (§2)",
+    (404, "resource_not_found"): "unknown session on the reverification routes",
+    (415, "unsupported_content_type"): "a non-form body, any route (§4)",
+    (422, "form_param_unknown"): "form rules, any route (§4)",
+    (422, "form_param_duplicate"): "form rules, any route (§4)",
+    (422, "form_param_missing"): "form rules, any route (§4)",
+    (422, "missing_expired_token"): (
+        "/tokens without the previous session JWT when the instance demands it: Clerk's 2026 "
+        "incidents and Session Minter instances (§5 table, §7, §7b); a clerk-js code that "
+        "errors.json and the spec leave out"
+    ),
+    (422, "form_param_value_invalid"): (
+        "/tokens with a token / expired_token that is not a session JWT of that session, or a "
+        "force_origin that is not true/false (§7b); the spec lists no 422 for /tokens"
+    ),
+    (429, "too_many_requests"): "rate limiting (injected fault)",
+    (503, "service_unavailable"): "an unavailable backend (injected fault)",
+}
+# (operationId or "*" for any, "query" | "form", name) → why: request parts Clerk's clients send
+# that the spec does not declare. Each must show up in the tour (stale entries fail a test).
+UNDOCUMENTED_PARAMETERS: dict[tuple[str, str, str], str] = {
+    ("*", "query", "_is_native"): "the native API marker, on every request (§2, §3)",
+    ("createSessionToken", "query", "expired_token"): (
+        "the previous session JWT, clerk-js's retry after 422 missing_expired_token (§7, §7b)"
+    ),
+    ("createSessionToken", "form", "token"): (
+        "the previous session JWT, sent by clients of a Session Minter instance (§7, §7b)"
+    ),
+    ("createSessionToken", "form", "force_origin"): (
+        "force_origin=true beside token on a skip-cache mint (§7, §7b)"
+    ),
 }
 # The spec's Sessions subset lacks /v1/client; its envelope is DeleteSession's {response: Client}.
 CLIENT_ROUTES_AS = "/v1/client/sessions"
@@ -165,6 +194,7 @@ def _tour(fapi: FrontendAPIEmulator) -> None:
         assert _expect_error(signed_out.get_session, sid) == "signed_out"
         assert _expect_error(signed_out.remove_client_sessions_and_retain_cookie) == "signed_out"
     _transport_tour(fapi, device)
+    _minting_tour(fapi)
 
 
 def _reverification_tour(
@@ -263,6 +293,29 @@ def _transport_tour(fapi: FrontendAPIEmulator, device: SignedIn) -> None:
     assert _raw(fapi, "GET", "/v1/client", headers={"Authorization": ""}) == 200
 
 
+def _minting_tour(fapi: FrontendAPIEmulator) -> None:
+    """Clerk's 2026 minting protocol (§7b), sent raw: what the SDK sends depends on its settings
+    and its retries; this tour needs each exchange exactly once."""
+    device = fapi.sign_in(fapi.create_user(first_name="Mint"))
+    tokens = f"/v1/client/sessions/{device.session_id}/tokens"
+    auth = {"Authorization": device.client_token}
+    form = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
+    previous = fapi.session(device.session_id).last_active_token
+    assert previous is not None
+    fapi.clock.advance(120)  # the seed is usually an expired token
+    fapi.require_expired_token = True
+    assert _raw(fapi, "POST", tokens, headers=auth) == 422  # missing_expired_token
+    seeded_query = urlencode({"_is_native": "1", "expired_token": previous})
+    assert _raw(fapi, "POST", tokens, query=seeded_query, headers=auth) == 200
+    fapi.require_expired_token = False
+    fapi.session_minter = True
+    seeded_body = urlencode({"token": previous, "force_origin": "true"}).encode()
+    assert _raw(fapi, "POST", tokens, headers=form, body=seeded_body) == 200
+    foreign = urlencode({"token": "not-a-session-token"}).encode()
+    assert _raw(fapi, "POST", tokens, headers=form, body=foreign) == 422
+    fapi.session_minter = False
+
+
 @pytest.fixture(scope="module")
 def exchanges() -> list[Exchange]:
     recorded: list[Exchange] = []
@@ -299,7 +352,7 @@ def widened(spec: dict[str, Any]) -> OpenAPI:
     extended = copy.deepcopy(spec)
     for item in extended["paths"].values():
         for op in item.values():
-            for status in UNDOCUMENTED:
+            for status in sorted({status for status, _ in UNDOCUMENTED}):
                 op["responses"].setdefault(
                     str(status), {"$ref": "#/components/responses/ClerkErrors"}
                 )
@@ -334,7 +387,7 @@ def test_the_tour_covers_every_operation_with_a_success_and_an_error(
 def test_every_response_the_emulator_sends_matches_the_spec(
     exchanges: list[Exchange], widened: OpenAPI, documented: OpenAPI, spec: dict[str, Any]
 ) -> None:
-    undocumented_seen: set[int] = set()
+    undocumented_seen: set[tuple[int, str]] = set()
     for exchange in exchanges:
         request = _mock_request(exchange)
         response = MockResponse(
@@ -343,11 +396,70 @@ def test_every_response_the_emulator_sends_matches_the_spec(
         try:
             documented.validate_response(request, response)
         except Exception:
-            undocumented_seen.add(exchange.status)
-            # Not as documented: it must be an allowed status with a valid ClerkErrors body.
-            assert exchange.status in UNDOCUMENTED, f"{exchange!r}: invalid and not allowed"
+            # Not as documented: an allowed (status, code) with a valid ClerkErrors body.
             widened.validate_response(request, response)
-    assert undocumented_seen <= set(UNDOCUMENTED)
+            answer = (exchange.status, _error_code(exchange))
+            assert answer in UNDOCUMENTED, f"{exchange!r}: {answer} invalid and not allowed"
+            undocumented_seen.add(answer)
+    assert {(422, "missing_expired_token"), (422, "form_param_value_invalid")} <= (
+        undocumented_seen
+    )
+
+
+def _error_code(exchange: Exchange) -> str:
+    return str(orjson.loads(exchange.response)["errors"][0]["code"])
+
+
+def _declared(spec: dict[str, Any], op: Operation[Any]) -> dict[str, set[str]]:
+    """The query parameters and form fields the spec declares for ``op``."""
+    item = spec["paths"][op.path]
+    described = item[op.method.lower()]
+    parameters = [*item.get("parameters", []), *described.get("parameters", [])]
+    body = described.get("requestBody", {}).get("content", {})
+    form_schema = body.get("application/x-www-form-urlencoded", {}).get("schema", {})
+    return {
+        "query": {p["name"] for p in parameters if p.get("in") == "query"},
+        "form": set(form_schema.get("properties", {})),
+    }
+
+
+def test_every_parameter_the_emulator_accepts_is_in_the_spec_or_allowed(
+    exchanges: list[Exchange], spec: dict[str, Any]
+) -> None:
+    """openapi-core lets unknown query parameters and form fields through: check them here."""
+    allowed_seen: set[tuple[str, str, str]] = set()
+    for exchange in exchanges:
+        if exchange.operation is None or exchange.status >= 400:
+            continue
+        op = OPERATIONS[exchange.operation]
+        declared = _declared(spec, op)
+        sent = [("query", name) for name in exchange.query]
+        sent += [
+            ("form", name) for name, _ in parse_qsl(exchange.body.decode(), keep_blank_values=True)
+        ]
+        for where, name in sent:
+            if name in declared[where]:
+                continue
+            entry = next(
+                (
+                    key
+                    for key in ((op.operation_id, where, name), ("*", where, name))
+                    if key in UNDOCUMENTED_PARAMETERS
+                ),
+                None,
+            )
+            assert entry is not None, f"{exchange!r}: {where} {name!r} not in the spec nor allowed"
+            allowed_seen.add(entry)
+    assert allowed_seen == set(UNDOCUMENTED_PARAMETERS)
+
+
+def test_the_tour_mints_with_each_of_clerks_2026_seeds(exchanges: list[Exchange]) -> None:
+    """The minting exchanges of the tour really happened, with the answers they should get."""
+    minted = [e for e in exchanges if e.operation == "create_session_token"]
+    codes = {(e.status, _error_code(e)) for e in minted if e.status >= 400}
+    assert (422, "missing_expired_token") in codes
+    assert any(e.status == 200 and "expired_token" in e.query for e in minted)
+    assert any(e.status == 200 and b"force_origin=true" in e.body for e in minted)
 
 
 def test_every_request_the_emulator_accepts_matches_the_spec(

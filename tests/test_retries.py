@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     UNSET,
     APIConnectionError,
@@ -166,9 +167,11 @@ async def retrying(
 ) -> Any:
     """A client with the default retry policy; its sleeps and retry events are recorded."""
     async with make_clerk(
-        frontend_api_url=fapi.url, client_token="tok", on_retry=retry_events.append
+        frontend_api_url=fapi.url,
+        client_token="tok",
+        on_retry=retry_events.append,
+        _runtime=Runtime(sleep=fake_sleep),
     ) as client:
-        core_of(client)._sleep = fake_sleep
         yield client
 
 
@@ -354,9 +357,12 @@ async def test_the_timeout_bounds_the_whole_call_including_retries(
 ) -> None:
     """timeout=1: the first 503 asks for 0.6 s (fits), the second for 0.6 s more (does not)."""
     clock = FakeClock()
-    async with make_clerk(frontend_api_url=fapi.url, client_token="t", max_retries=5) as clerk:
-        core_of(clerk)._clock = clock
-        core_of(clerk)._sleep = clock.sleep
+    async with make_clerk(
+        frontend_api_url=fapi.url,
+        client_token="t",
+        max_retries=5,
+        _runtime=Runtime(monotonic=clock, sleep=clock.sleep),
+    ) as clerk:
         for _ in range(3):
             fapi.reply(503, payloads.clerk_errors("unavailable"), headers={"Retry-After": "0.6"})
         with pytest.raises(ServerError) as info:
@@ -381,8 +387,11 @@ async def test_a_server_that_never_answers_times_out(
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with make_clerk(frontend_api_url=f"http://127.0.0.1:{port}", client_token="t") as c:
-            core_of(c)._sleep = fake_sleep
+        async with make_clerk(
+            frontend_api_url=f"http://127.0.0.1:{port}",
+            client_token="t",
+            _runtime=Runtime(sleep=fake_sleep),
+        ) as c:
             with pytest.raises(APITimeoutError) as info:
                 await c.get_session("sess_1", timeout=Timeout(total=0.3, connect=0.3))
     finally:

@@ -10,6 +10,7 @@ import anyio
 import pytest
 from aiohttp import web
 
+from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     APITimeoutError,
     AsyncClerkSessions,
@@ -38,7 +39,7 @@ def client_tasks() -> list[asyncio.Task[Any]]:
 
 def checked_out(clerk: AsyncClerkSessions) -> int:
     """Connections currently lent out by the client's pool on this loop."""
-    session = clerk._transport._sessions[asyncio.get_running_loop()]
+    session = clerk._shared.transport._sessions[asyncio.get_running_loop()]
     return len(session.connector._acquired)  # type: ignore[union-attr]
 
 
@@ -178,12 +179,14 @@ async def test_a_failed_attempt_gives_its_connection_back_before_the_retry_waits
     fapi: FakeFrontendAPI,
 ) -> None:
     lent_while_sleeping: list[int] = []
-    async with AsyncClerkSessions(frontend_api_url=fapi.url, client_token="t") as clerk:
+    clerk: AsyncClerkSessions
 
-        async def sleep(delay: float) -> None:
-            lent_while_sleeping.append(checked_out(clerk))
+    async def sleep(delay: float) -> None:
+        lent_while_sleeping.append(checked_out(clerk))
 
-        clerk._sleep = sleep
+    async with AsyncClerkSessions(
+        frontend_api_url=fapi.url, client_token="t", _runtime=Runtime(sleep=sleep)
+    ) as clerk:
         fapi.reply(503, payloads.clerk_errors("unavailable"))
         fapi.reply(502, body=b"<html>bad gateway</html>", content_type="text/html")
         fapi.reply(json=payloads.session_envelope())

@@ -26,6 +26,7 @@ import attrs
 import orjson
 import pytest
 
+from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     APIConnectionError,
     APITimeoutError,
@@ -295,9 +296,10 @@ async def test_connection_refused_keeps_the_canaries_out(
     logs: pytest.LogCaptureFixture,
 ) -> None:
     async with make_clerk(
-        frontend_api_url=f"http://127.0.0.1:{unused_tcp_port}", client_token=TOKEN
+        frontend_api_url=f"http://127.0.0.1:{unused_tcp_port}",
+        client_token=TOKEN,
+        _runtime=Runtime(sleep=fake_sleep),
     ) as clerk:
-        core_of(clerk)._sleep = fake_sleep
         error = await raises(clerk.touch_session("sess_1", active_organization_id=TOKEN))
         check_clients(clerk)
 
@@ -384,8 +386,9 @@ async def test_a_retry_with_token_rotation_keeps_the_canaries_out(
         headers={"Authorization": ROTATED_AGAIN, "Set-Cookie": SET_COOKIE},
     )
     # The default client retries; prepare_*/attempt_* retry only when the call opts in.
-    async with make_clerk(frontend_api_url=fapi.url, client_token=TOKEN) as clerk:
-        core_of(clerk)._sleep = fake_sleep
+    async with make_clerk(
+        frontend_api_url=fapi.url, client_token=TOKEN, _runtime=Runtime(sleep=fake_sleep)
+    ) as clerk:
         options = {} if OPERATIONS[call.method].retry_safe else {"max_retries": 2}
         result = await call_of(call, clerk, **options)
         assert clerk.client_token == ROTATED_AGAIN

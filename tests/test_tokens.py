@@ -1,7 +1,8 @@
 """Session tokens: the cache behind ``get_token`` and batch refresh with ``refresh_tokens``.
 
-A token server on 127.0.0.1 mints JWTs whose ``iat``/``exp`` come from a fake wall clock the
-test controls, so expiry is exercised without waiting.
+A token server on 127.0.0.1 mints JWTs whose ``iat``/``exp`` (and its ``Date`` header) come from
+a fake clock the test controls; clients get the same clock through ``_runtime``, so expiry is
+exercised without waiting.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from email.utils import formatdate
 from typing import Any
 
 import anyio.to_thread
@@ -28,7 +30,9 @@ from clerk_sessions import (
     TokenRequest,
     TokenResult,
 )
-from clerk_sessions._tokens import TokenCache, cache_key, jwt_timing
+from clerk_sessions._jwt import CachedToken, jwt_timing, token_key
+from clerk_sessions._runtime import Runtime
+from clerk_sessions._store import MemoryStore
 
 from . import payloads
 from .conftest import MakeClerk, core_of
@@ -56,6 +60,17 @@ class WallClock:
 
     def __call__(self) -> float:
         return self.now
+
+    def runtime(self, **overrides: Any) -> Runtime:
+        """A client runtime on this clock (both its monotonic and its calendar clock)."""
+        return Runtime(**{"monotonic": self, "wall": self, **overrides})
+
+
+def kept(clerk: AsyncClerkSessions) -> int:
+    """Tokens the client's store keeps."""
+    store = clerk._shared.tokens.store
+    assert isinstance(store, MemoryStore)
+    return len(store)
 
 
 class TokenServer:
@@ -103,10 +118,14 @@ class TokenServer:
                 await self.hold.wait()
             sid = request.match_info["sid"]
             status = self.fail.get(sid)
+            date = {"Date": formatdate(self.clock(), usegmt=True)}  # a server's own clock
             if status is not None:
-                return web.json_response(payloads.clerk_errors(f"error_{status}"), status=status)
+                return web.json_response(
+                    payloads.clerk_errors(f"error_{status}"), status=status, headers=date
+                )
             return web.json_response(
-                {"object": "token", "jwt": make_jwt(sid, self.clock(), oiat=self.clock())}
+                {"object": "token", "jwt": make_jwt(sid, self.clock(), oiat=self.clock())},
+                headers=date,
             )
         finally:
             self.in_flight -= 1
@@ -138,9 +157,11 @@ async def tokens(wall_clock: WallClock) -> AsyncIterator[TokenServer]:
 @pytest.fixture
 async def clerk(tokens: TokenServer, wall_clock: WallClock) -> AsyncIterator[AsyncClerkSessions]:
     async with AsyncClerkSessions(
-        frontend_api_url=tokens.url, client_token="client-A", max_retries=0
+        frontend_api_url=tokens.url,
+        client_token="client-A",
+        max_retries=0,
+        _runtime=wall_clock.runtime(),
     ) as client:
-        client._wall_clock = wall_clock
         yield client
 
 
@@ -156,44 +177,75 @@ def test_jwt_timing_reads_iat_exp_and_oiat_without_verifying() -> None:
 
 
 def test_none_and_empty_organization_share_the_personal_account_key() -> None:
-    assert cache_key(1, "s", None, None) == cache_key(1, "s", None, "")
-    assert cache_key(1, "s", None, None) != cache_key(1, "s", None, UNSET)
-    assert cache_key(1, "s", None, "org_1") != cache_key(2, "s", None, "org_1")
+    assert token_key("h", "d", "s", None, None) == token_key("h", "d", "s", None, "")
+    assert token_key("h", "d", "s", None, None) != token_key("h", "d", "s", None, UNSET)
+    assert token_key("h", "d1", "s", None, "o") != token_key("h", "d2", "s", None, "o")
 
 
-def test_freshness_never_goes_backwards() -> None:
-    cache = TokenCache(leeway=10, refresh_ahead=15, max_entries=10)
-    key = cache_key(1, "s", None, UNSET)
+def cached(jwt: str) -> CachedToken:
+    timing = jwt_timing(jwt)
+    assert timing is not None
+    return CachedToken(jwt, timing)
+
+
+async def kept_jwt(store: MemoryStore, key: Any) -> str | None:
+    token = await store.get(key)
+    return None if token is None else token.jwt
+
+
+async def test_freshness_never_goes_backwards() -> None:
+    store = MemoryStore(max_entries=10)
+    key = token_key("h", "d", "s", None, UNSET)
     newer = make_jwt("s", 1000, oiat=900)
-    cache.store(key, newer, now=1000)
-    cache.store(key, make_jwt("s", 1010, oiat=800), now=1010)  # older session state: ignored
-    assert cache.lookup(key, 1010)[0] == newer
-    cache.store(key, make_jwt("s", 990), now=1010)  # no oiat loses
-    assert cache.lookup(key, 1010)[0] == newer
+    await store.put(key, cached(newer), ttl=60)
+    await store.put(key, cached(make_jwt("s", 1010, oiat=800)), ttl=60)  # older state: ignored
+    assert await kept_jwt(store, key) == newer
+    await store.put(key, cached(make_jwt("s", 990)), ttl=60)  # no oiat loses
+    assert await kept_jwt(store, key) == newer
     same_state_later = make_jwt("s", 1020, oiat=900)  # same oiat, later iat wins
-    cache.store(key, same_state_later, now=1020)
-    assert cache.lookup(key, 1020)[0] == same_state_later
+    await store.put(key, cached(same_state_later), ttl=60)
+    assert await kept_jwt(store, key) == same_state_later
 
 
-def test_the_cache_is_bounded_least_recently_used_first() -> None:
-    cache = TokenCache(leeway=10, refresh_ahead=15, max_entries=3)
-    keys = [cache_key(1, f"s{i}", None, UNSET) for i in range(4)]
+async def test_the_store_is_bounded_least_recently_used_first() -> None:
+    store = MemoryStore(max_entries=3)
+    keys = [token_key("h", "d", f"s{i}", None, UNSET) for i in range(4)]
     for key in keys[:3]:
-        cache.store(key, make_jwt(key[1], 1000), now=1000)
-    cache.lookup(keys[0], 1000)  # s0 is now the most recently used
-    cache.store(keys[3], make_jwt("s3", 1000), now=1000)
-    assert len(cache) == 3
-    assert cache.lookup(keys[1], 1000)[0] is None  # s1 was the least recently used
-    assert cache.lookup(keys[0], 1000)[0] is not None
+        await store.put(key, cached(make_jwt(key[2], 1000)), ttl=60)
+    await store.get(keys[0])  # s0 is now the most recently used
+    await store.put(keys[3], cached(make_jwt("s3", 1000)), ttl=60)
+    assert len(store) == 3
+    assert await store.get(keys[1]) is None  # s1 was the least recently used
+    assert await store.get(keys[0]) is not None
 
 
-def test_expired_entries_are_swept_before_live_ones_are_evicted() -> None:
-    cache = TokenCache(leeway=10, refresh_ahead=15, max_entries=2)
-    cache.store(cache_key(1, "old", None, UNSET), make_jwt("old", 1000), now=1000)
-    cache.store(cache_key(1, "live", None, UNSET), make_jwt("live", 1100), now=1100)
-    cache.store(cache_key(1, "new", None, UNSET), make_jwt("new", 1100), now=1100)
-    assert cache.lookup(cache_key(1, "live", None, UNSET), 1100)[0] is not None
-    assert cache.lookup(cache_key(1, "old", None, UNSET), 1000)[0] is None
+async def test_expired_entries_are_swept_before_live_ones_are_evicted() -> None:
+    store = MemoryStore(max_entries=2)
+    await store.put(token_key("h", "d", "old", None, UNSET), cached(make_jwt("old", 1000)), 60)
+    live, new = make_jwt("live", 1100), make_jwt("new", 1100)
+    # ttl says the server's clock reads 1100: "old" (exp 1060) has expired
+    await store.put(token_key("h", "d", "live", None, UNSET), cached(live), ttl=60)
+    await store.put(token_key("h", "d", "new", None, UNSET), cached(new), ttl=60)
+    assert await store.get(token_key("h", "d", "live", None, UNSET)) is not None
+    assert await store.get(token_key("h", "d", "old", None, UNSET)) is None
+
+
+async def test_a_sign_out_drops_one_session_or_one_device() -> None:
+    store = MemoryStore(max_entries=10)
+    for device, session, template in [
+        ("d1", "s1", None),
+        ("d1", "s1", "t"),
+        ("d1", "s2", None),
+        ("d2", "s1", None),
+    ]:
+        await store.put(
+            token_key("h", device, session, template, UNSET), cached(make_jwt(session, 1000)), 60
+        )
+    await store.drop("h", "d1", "s1")  # every template and organization of s1 on d1
+    assert len(store) == 2
+    await store.drop("h", "d1", None)  # the rest of d1
+    assert len(store) == 1
+    assert await store.get(token_key("h", "d2", "s1", None, UNSET)) is not None
 
 
 # -- get_token over HTTP ------------------------------------------------------------------------
@@ -223,7 +275,7 @@ async def test_refresh_ahead_serves_the_old_token_until_the_new_one_arrives(
     assert await clerk.get_token("sess_1") == first  # ... and only one of it
     await tokens.until_requests(2)  # the background refresh reached the server
     tokens.hold.set()
-    await asyncio.gather(*clerk._background)
+    await asyncio.gather(*clerk._shared.background)
     fresh = await clerk.get_token("sess_1")
     assert fresh != first
     assert len(tokens.requests) == 2
@@ -289,7 +341,7 @@ async def test_a_401_drops_the_entry_and_raises(
     tokens.fail["sess_1"] = 401
     with pytest.raises(AuthenticationError):
         await clerk.get_token("sess_1")
-    assert len(clerk._tokens) == 0
+    assert kept(clerk) == 0
 
 
 async def test_sign_outs_drop_the_affected_entries(
@@ -311,20 +363,21 @@ async def test_sign_outs_drop_the_affected_entries(
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        async with AsyncClerkSessions(frontend_api_url=url, client_token="A") as clerk:
-            clerk._wall_clock = wall_clock
+        async with AsyncClerkSessions(
+            frontend_api_url=url, client_token="A", _runtime=wall_clock.runtime()
+        ) as clerk:
             other = clerk.with_client_token("B")
             for sid in ("s1", "s2", "s3"):
                 await clerk.get_token(sid)
                 await clerk.get_token(sid, template="t")
             await other.get_token("s1")
-            assert len(clerk._tokens) == 7
+            assert kept(clerk) == 7
             await clerk.end_session("s1")  # every template/org of s1, this client only
-            assert len(clerk._tokens) == 5
+            assert kept(clerk) == 5
             await clerk.remove_session("s2")
-            assert len(clerk._tokens) == 3
+            assert kept(clerk) == 3
             await clerk.remove_client_sessions_and_retain_cookie()  # all of this client's
-            assert len(clerk._tokens) == 1  # the other client's token stays
+            assert kept(clerk) == 1  # the other client's token stays
     finally:
         await runner.cleanup()
 
@@ -338,7 +391,7 @@ async def test_a_session_response_seeds_the_cache_with_its_last_active_token(
     body["client"]["sessions"][0]["last_active_token"] = {"object": "token", "jwt": jwt}
 
     async def get_session(request: web.Request) -> web.Response:
-        return web.json_response(body)
+        return web.json_response(body, headers={"Date": formatdate(wall_clock(), usegmt=True)})
 
     app = web.Application()
     app.router.add_get("/v1/client/sessions/{sid}", get_session)
@@ -347,8 +400,9 @@ async def test_a_session_response_seeds_the_cache_with_its_last_active_token(
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        async with AsyncClerkSessions(frontend_api_url=url, client_token="A") as clerk:
-            clerk._wall_clock = wall_clock
+        async with AsyncClerkSessions(
+            frontend_api_url=url, client_token="A", _runtime=wall_clock.runtime()
+        ) as clerk:
             await clerk.get_session("sess_1")
             assert await clerk.get_token("sess_1") == jwt  # no token request was needed
     finally:
@@ -358,8 +412,9 @@ async def test_a_session_response_seeds_the_cache_with_its_last_active_token(
 async def test_get_token_works_through_both_clients(
     tokens: TokenServer, make_clerk: MakeClerk, wall_clock: WallClock
 ) -> None:
-    async with make_clerk(frontend_api_url=tokens.url, client_token="A") as clerk:
-        core_of(clerk)._wall_clock = wall_clock
+    async with make_clerk(
+        frontend_api_url=tokens.url, client_token="A", _runtime=wall_clock.runtime()
+    ) as clerk:
         results = {await clerk.get_token("sess_1") for _ in range(3)}
     assert len(results) == 1
     assert len(tokens.requests) == 1
@@ -481,10 +536,11 @@ async def test_a_429_pauses_the_whole_batch(tokens: TokenServer, wall_clock: Wal
         return None
 
     tokens.intercept = rate_limit_once
-    async with AsyncClerkSessions(frontend_api_url=tokens.url, client_token="A") as clerk:
-        clerk._wall_clock = wall_clock
-        clerk._clock = lambda: now[0]
-        clerk._sleep = sleep
+    async with AsyncClerkSessions(
+        frontend_api_url=tokens.url,
+        client_token="A",
+        _runtime=Runtime(monotonic=lambda: now[0], wall=wall_clock, sleep=sleep),
+    ) as clerk:
         ids = ["sess_429"] + [f"sess_{i}" for i in range(8)]
         batch = asyncio.ensure_future(collect(clerk.refresh_tokens(ids, concurrency=concurrency)))
         await all_asleep.wait()
@@ -567,16 +623,17 @@ async def test_the_sync_facade_refreshes_ahead_on_its_portal(
     """A calling thread's loop only runs during its calls, so the background refresh of the
     sync facade runs on the client's portal thread; the caller still gets the old token."""
     stored = threading.Event()
-    clerk = ClerkSessions(frontend_api_url=tokens.url, client_token="A")
-    core = clerk._async
-    core._wall_clock = wall_clock
-    original_store = core._tokens.store
+    clerk = ClerkSessions(
+        frontend_api_url=tokens.url, client_token="A", _runtime=wall_clock.runtime()
+    )
+    store = clerk._async._shared.tokens.store
+    original_put = store.put
 
-    def store(*args: Any) -> None:
-        original_store(*args)
+    async def put(*args: Any) -> None:
+        await original_put(*args)
         stored.set()
 
-    core._tokens.store = store  # type: ignore[method-assign]
+    store.put = put  # type: ignore[method-assign]
     try:
         first = await anyio.to_thread.run_sync(clerk.get_token, "sess_1")
         stored.clear()
@@ -590,11 +647,10 @@ async def test_the_sync_facade_refreshes_ahead_on_its_portal(
         await anyio.to_thread.run_sync(clerk.close)
 
 
-async def test_a_batch_caches_only_this_clients_own_tokens(
+async def test_a_batch_caches_every_devices_tokens_for_its_views(
     clerk: AsyncClerkSessions, tokens: TokenServer
 ) -> None:
-    """Other clients' tokens go through batch-only views whose cache keys nobody could look up
-    again; caching them would only cost time and memory."""
+    """A batch's tokens are kept per device: a later view of that device is served from them."""
     requests = [
         "own_1",
         "own_2",
@@ -603,35 +659,19 @@ async def test_a_batch_caches_only_this_clients_own_tokens(
     ]
     results = await collect(clerk.refresh_tokens(requests, concurrency=2))
     assert all(r.ok for r in results)
-    assert len(clerk._tokens) == 2
-    assert await clerk.get_token("own_1") == next(
-        r.token for r in results if r.request.session_id == "own_1"
-    )
-    assert len(tokens.requests) == 4  # served from the cache
+    assert kept(clerk) == 4
+    minted = {r.request.session_id: r.token for r in results}
+    assert await clerk.get_token("own_1") == minted["own_1"]
+    assert await clerk.with_client_token("B").get_token("x") == minted["x"]
+    await clerk.with_client_token("C").get_token("x")  # a session C has no token for
+    assert len(tokens.requests) == 5  # only C's "x" was minted
+    assert tokens.requests[-1][:2] == ("C", "/v1/client/sessions/x/tokens")
 
 
-async def test_a_batch_over_many_clients_keeps_a_bounded_set_of_views(
-    clerk: AsyncClerkSessions, tokens: TokenServer, monkeypatch: pytest.MonkeyPatch
+async def test_a_last_active_token_seen_again_is_not_decoded_again(
+    clerk: AsyncClerkSessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import clerk_sessions._constants as constants
-
-    monkeypatch.setattr(constants, "MAX_BATCH_CLIENT_VIEWS", 1)
-    made: list[str | None] = []
-    original = AsyncClerkSessions.with_client_token
-
-    def counting(self: AsyncClerkSessions, token: str | None, **kwargs: Any) -> AsyncClerkSessions:
-        made.append(token)
-        return original(self, token, **kwargs)
-
-    monkeypatch.setattr(AsyncClerkSessions, "with_client_token", counting)
-    requests = [TokenRequest(f"s{i}", client_token="BC"[i % 2]) for i in range(6)]
-    results = await collect(clerk.refresh_tokens(requests, concurrency=1))
-    assert all(r.ok for r in results)
-    assert made == ["B", "C", "B", "C", "B", "C"]  # evicted and rebuilt, never more than one kept
-    assert [auth for auth, _, _ in tokens.requests] == ["B", "C", "B", "C", "B", "C"]
-
-
-def test_a_refused_token_seen_again_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every getSession repeats each session's last_active_token: decode it once."""
     import clerk_sessions._tokens as tokens_module
 
     decoded: list[str] = []
@@ -642,13 +682,12 @@ def test_a_refused_token_seen_again_is_not_decoded_again(monkeypatch: pytest.Mon
         return original(jwt)
 
     monkeypatch.setattr(tokens_module, "jwt_timing", counting)
-    cache = TokenCache(leeway=10, refresh_ahead=15, max_entries=10)
-    key = cache_key(1, "s", None, UNSET)
-    stale = make_jwt("s", 1000)  # expires at 1060
+    cache = clerk._shared.tokens
+    session = (clerk.frontend_api_url, clerk._device.key, "s")
+    stale = make_jwt("s", 1000)  # expired long ago
     for _ in range(3):
-        cache.store(key, stale, now=2000)
+        if not cache.seen(session, stale):
+            await cache.seed(session, stale, active=True, generation=cache.generation)
     assert decoded == [stale]
-    assert cache.lookup(key, 2000)[0] is None
-    fresh = make_jwt("s", 2000)
-    cache.store(key, fresh, now=2000)
-    assert cache.lookup(key, 2000)[0] == fresh
+    assert cache.last_token(*session) == stale  # still the session's last token (§7b)
+    assert kept(clerk) == 0

@@ -18,7 +18,7 @@ Act for a signed-in Clerk client (device) from the terminal: the Sessions operat
 Clerk's Frontend API. Start with `clerk-sessions demo`: it needs no account."""
 
 EPILOG = f"""\
-configuration (flags win over the environment):
+configuration (a flag always wins over any environment variable; a URL wins over a key):
   CLERK_PUBLISHABLE_KEY    --publishable-key   pk_test_… or pk_live_… of your instance
   CLERK_FRONTEND_API_URL   --frontend-api-url  a proxy, custom domain or the local emulator
   CLERK_CLIENT_TOKEN       --client-token      the native client token (device JWT)
@@ -75,15 +75,24 @@ def _global_options() -> argparse.ArgumentParser:
     # SUPPRESS: an option given before the command is not reset by the subparser's default.
     options = Parser(add_help=False, argument_default=argparse.SUPPRESS)
     group = options.add_argument_group("global options")
-    group.add_argument("--publishable-key", metavar="KEY", help="env CLERK_PUBLISHABLE_KEY")
     group.add_argument(
-        "--frontend-api-url", metavar="URL", help="env CLERK_FRONTEND_API_URL (e.g. the emulator)"
+        "--publishable-key", type=_non_empty, metavar="KEY", help="env CLERK_PUBLISHABLE_KEY"
     )
     group.add_argument(
-        "--client-token", metavar="TOKEN", help="env CLERK_CLIENT_TOKEN; never printed"
+        "--frontend-api-url",
+        type=_non_empty,
+        metavar="URL",
+        help="env CLERK_FRONTEND_API_URL (e.g. the emulator)",
+    )
+    group.add_argument(
+        "--client-token",
+        type=_non_empty,
+        metavar="TOKEN",
+        help="env CLERK_CLIENT_TOKEN; never printed",
     )
     group.add_argument(
         "--client-token-file",
+        type=_non_empty,
         metavar="FILE",
         help="read the client token from FILE and write it back when Clerk rotates it",
     )

@@ -20,6 +20,14 @@ from ._output import Output
 
 @attrs.frozen
 class Settings:
+    """The global options as given on the command line (``None``: the flag was absent).
+
+    Every flag beats its environment variable: ``--frontend-api-url`` > ``--publishable-key`` >
+    ``CLERK_FRONTEND_API_URL`` > ``CLERK_PUBLISHABLE_KEY`` (resolved by the SDK client, which
+    reads the environment only when neither flag is given), and ``--client-token-file`` or
+    ``--client-token`` > ``CLERK_CLIENT_TOKEN``.
+    """
+
     publishable_key: str | None = None
     frontend_api_url: str | None = None
     client_token: str | None = attrs.field(default=None, repr=False)
@@ -61,7 +69,9 @@ class Settings:
                     f"cannot read the client token file {self.client_token_file}: "
                     f"{error.strerror or error}"
                 ) from None
-        token = self.client_token or os.environ.get(ENV_CLIENT_TOKEN)
+        token = self.client_token
+        if token is None:
+            token = os.environ.get(ENV_CLIENT_TOKEN)
         if not token:
             raise ConfigurationError(
                 f"No client token: set {ENV_CLIENT_TOKEN}, or pass --client-token-file FILE "

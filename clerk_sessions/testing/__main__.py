@@ -20,6 +20,8 @@ async def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         token_lifetime=args.token_lifetime,
         rotate_client_tokens=args.rotate_client_tokens,
+        require_expired_token=args.require_expired_token,
+        session_minter=args.session_minter,
         seed=args.seed,
     ) as fapi:
         user = fapi.create_user(
@@ -53,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         "--rotate-client-tokens",
         action="store_true",
         help="send a new client token with every answer",
+    )
+    parser.add_argument(
+        "--require-expired-token",
+        action="store_true",
+        help="answer /tokens without ?expired_token= with 422 missing_expired_token",
+    )
+    parser.add_argument(
+        "--session-minter",
+        action="store_true",
+        help="expect /tokens to carry the previous session token (body field token)",
     )
     parser.add_argument("--seed", type=int, default=None, help="deterministic IDs and codes")
     args = parser.parse_args(argv)

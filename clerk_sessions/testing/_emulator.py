@@ -3,7 +3,8 @@
 Routes come from the operations table (``clerk_sessions._operations``), so the emulator answers
 exactly the paths the SDK calls. Each request passes, in order: fault injection, the native-auth
 and header rules of ``../shared/docs/fapi-protocol.md`` §2-§3, form validation, the operation,
-then optional client-token rotation. Every request is logged with its credentials redacted.
+then optional client-token rotation. Every request is logged with its credentials redacted,
+and every answer's ``Date`` header is on the emulator's clock.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from email.utils import formatdate
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -23,7 +25,8 @@ from aiohttp import web
 
 from clerk_sessions._client import AsyncClerkSessions
 from clerk_sessions._constants import DEFAULT_API_VERSION
-from clerk_sessions._operations import OPERATIONS, Operation
+from clerk_sessions._operations import CREATE_SESSION_TOKEN, OPERATIONS, Operation
+from clerk_sessions._runtime import Runtime
 from clerk_sessions._sync import ClerkSessions
 
 from ._faults import Fault, FaultPlan, default_code
@@ -33,6 +36,7 @@ from ._world import (
     Clock,
     FapiError,
     Json,
+    Minting,
     OrganizationRecord,
     OutboxMessage,
     SessionRecord,
@@ -42,7 +46,15 @@ from ._world import (
 )
 
 _FORM = "application/x-www-form-urlencoded"
-_SECRET_FORM_FIELDS = frozenset({"password", "code", "proof_token", "public_key_credential"})
+_SECRET_FORM_FIELDS = frozenset(
+    {"password", "code", "proof_token", "public_key_credential", "token"}
+)
+_SECRET_QUERY_PARAMS = frozenset({"expired_token"})
+"""A session JWT in a query string lands in access logs (why Clerk moved it to the body, §7b)."""
+_EXTRA_FORM_FIELDS: Mapping[str, frozenset[str]] = {
+    # Clerk's clients send these on /tokens although the spec omits them (fapi-protocol §7, §7b).
+    CREATE_SESSION_TOKEN.name: frozenset({"token", "force_origin"}),
+}
 _SECRET_HEADERS = frozenset({"authorization", "cookie"})
 _REDACTED = "[redacted]"
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -61,7 +73,12 @@ class SignedIn:
 @attrs.frozen
 class RecordedRequest:
     """One request as the emulator saw it. Credentials and codes are redacted; ``client_id`` and
-    ``token_generation`` say which client token authenticated it (1 = the first one issued)."""
+    ``token_generation`` say which client token authenticated it (1 = the first one issued).
+
+    What seeded a token request, without the JWTs themselves (fapi-protocol §7b):
+    ``sent_token`` (a non-empty ``token`` in the body), ``expired_token`` (a non-empty
+    ``expired_token`` in the query), ``force_origin`` (``force_origin=true`` in the body).
+    """
 
     method: str
     path: str
@@ -73,6 +90,9 @@ class RecordedRequest:
     client_id: str | None
     token_generation: int | None
     fault: Fault | None
+    sent_token: bool = False
+    expired_token: bool = False
+    force_origin: bool = False
 
 
 def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -80,6 +100,10 @@ def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
         name: (_REDACTED if value else "") if name.lower() in _SECRET_HEADERS else value
         for name, value in headers.items()
     }
+
+
+def _redact(pairs: Iterable[tuple[str, str]], secrets: frozenset[str]) -> dict[str, str]:
+    return {name: _REDACTED if name in secrets else value for name, value in pairs}
 
 
 @attrs.define
@@ -116,6 +140,32 @@ class FrontendAPIEmulator:
     ``Authorization`` header); ``reject_stale_client_tokens`` (a client token that was rotated
     away stops working, so a client that ignores rotation fails); ``clock`` (a ``Clock`` to move
     time); ``seed`` (deterministic IDs, codes and fault probabilities).
+
+    Minting modes (``../shared/docs/fapi-protocol.md`` §7, §7b), off by default:
+
+    - ``require_expired_token``: Clerk's 2026 incidents. ``POST .../tokens`` without the query
+      parameter ``expired_token`` answers ``422 missing_expired_token`` ("The expired_token
+      parameter is required"), even when the body carries ``token`` (those servers did not
+      read it); ``?expired_token=<the session's previous JWT>`` mints.
+    - ``session_minter``: an instance with Clerk's Session Minter. ``POST .../tokens`` is
+      expected to carry the previous session JWT in the body as ``token`` (and
+      ``force_origin=true`` on skip-cache); with neither ``token`` nor ``?expired_token=`` it
+      answers ``422 missing_expired_token`` too, so an SDK without the setting survives by the
+      same retry.
+
+    In every mode, a ``token`` or ``expired_token`` that is sent must be a session JWT this
+    emulator signed for that session; expired is fine (that is what it is for), anything else
+    (another session's, a JWT template's, another key's) is ``422 form_param_value_invalid``.
+    The body fields ``token`` and ``force_origin`` (``true``/``false``) are always accepted on
+    ``/tokens``. The template route ``/tokens/{template}`` neither requires nor accepts a seed:
+    Clerk's clients send an empty body there. Both modes are plain attributes too: a test may
+    flip ``fapi.require_expired_token = True`` while clients are running. The request log
+    (``requests``) says which seeds a request carried (``RecordedRequest.sent_token``, ...),
+    never their values.
+
+    Every answer's ``Date`` header is on ``clock`` (an RFC 7231 IMF-fixdate), so it agrees
+    with the ``iat`` of the tokens minted; ``async_client``/``sync_client`` make clients that
+    follow ``clock`` too.
     """
 
     def __init__(
@@ -126,6 +176,8 @@ class FrontendAPIEmulator:
         token_lifetime: int = 60,
         rotate_client_tokens: bool = False,
         reject_stale_client_tokens: bool = False,
+        require_expired_token: bool = False,
+        session_minter: bool = False,
         clock: Clock | None = None,
         seed: int | None = None,
     ) -> None:
@@ -141,6 +193,10 @@ class FrontendAPIEmulator:
         self._faults = FaultPlan(self._world.rng)
         self.rotate_client_tokens = rotate_client_tokens
         self.reject_stale_client_tokens = reject_stale_client_tokens
+        self.require_expired_token = require_expired_token
+        """Answer ``422 missing_expired_token`` to ``/tokens`` without ``?expired_token=``."""
+        self.session_minter = session_minter
+        """Expect ``/tokens`` to carry the previous session JWT (body ``token``)."""
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -161,6 +217,7 @@ class FrontendAPIEmulator:
             raise RuntimeError("this emulator is already running")
         app = web.Application(client_max_size=1024**2)
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._stamp_date)
         # A short shutdown_timeout: stopping must not wait for delayed (fault-injected) answers.
         runner = web.AppRunner(
             app,
@@ -368,14 +425,30 @@ class FrontendAPIEmulator:
     def async_client(
         self, device: SignedIn | str | None = None, **options: Any
     ) -> AsyncClerkSessions:
-        """An ``AsyncClerkSessions`` for ``device`` (or a client token), pointed here."""
+        """An ``AsyncClerkSessions`` for ``device`` (or a client token), pointed here, on the
+        emulator's clock (see ``runtime``) unless ``options`` bring their own ``_runtime``."""
         token = device.client_token if isinstance(device, SignedIn) else device
-        return AsyncClerkSessions(frontend_api_url=self.url, client_token=token, **options)
+        return AsyncClerkSessions(
+            frontend_api_url=self.url, client_token=token, **self._client_options(options)
+        )
 
     def sync_client(self, device: SignedIn | str | None = None, **options: Any) -> ClerkSessions:
-        """A ``ClerkSessions`` for ``device`` (or a client token), pointed at this emulator."""
+        """A ``ClerkSessions`` for ``device`` (or a client token), pointed at this emulator, on
+        the emulator's clock (see ``runtime``) unless ``options`` bring their own ``_runtime``."""
         token = device.client_token if isinstance(device, SignedIn) else device
-        return ClerkSessions(frontend_api_url=self.url, client_token=token, **options)
+        return ClerkSessions(
+            frontend_api_url=self.url, client_token=token, **self._client_options(options)
+        )
+
+    def runtime(self) -> Runtime:
+        """A client ``Runtime`` whose clocks are this emulator's ``clock``: after
+        ``clock.advance(3600)`` its clients see their cached tokens expired, as the server does.
+        (Both its clocks read ``clock.now``: a frozen clock freezes the client's intervals too;
+        back-off still sleeps in real time.)"""
+        return Runtime(monotonic=self.clock.now, wall=self.clock.now)
+
+    def _client_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return {"_runtime": self.runtime(), **options}
 
     # --- fault injection ---
 
@@ -462,6 +535,11 @@ class FrontendAPIEmulator:
         self._trace_ids += 1
         return f"emu_{self._trace_ids:08x}{self._world.rng.getrandbits(32):08x}"
 
+    async def _stamp_date(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer (errors and aiohttp's own included) is dated on the emulator's clock,
+        like the ``iat`` of its tokens: an SDK estimates the server's clock from both (§12)."""
+        response.headers["Date"] = formatdate(self.clock.now(), usegmt=True)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
         assert task is not None
@@ -482,9 +560,12 @@ class FrontendAPIEmulator:
         log = {
             "method": method,
             "path": path,
-            "query": dict(request.query),
+            "query": _redact(request.query.items(), _SECRET_QUERY_PARAMS),
             "headers": _redact_headers(headers),
-            "form": {k: _REDACTED if k in _SECRET_FORM_FIELDS else v for k, v in form_pairs},
+            "form": _redact(form_pairs, _SECRET_FORM_FIELDS),
+            "sent_token": any(name == "token" and value for name, value in form_pairs),
+            "expired_token": bool(request.query.get("expired_token")),
+            "force_origin": ("force_origin", "true") in form_pairs,
         }
         with self._world.lock:
             fault = self._faults.pick(method, path)
@@ -617,6 +698,15 @@ class FrontendAPIEmulator:
                 "You are signed out",
                 "This request carries no client token: sign in first.",
             )
+        if route.operation is CREATE_SESSION_TOKEN:
+            minting = Minting(
+                token=form.get("token"),
+                expired_token=request.query.get("expired_token"),
+                force_origin=form.get("force_origin"),
+                require_expired_token=self.require_expired_token,
+                session_minter=self.session_minter,
+            )
+            return route.handler(auth.client, **params, form=form, minting=minting)
         return route.handler(auth.client, **params, form=form)
 
     def _check_headers(self, request: web.Request) -> None:
@@ -695,6 +785,8 @@ def _validated_form(
             f"Send {_FORM} bodies, not {request.content_type}.",
         )
     allowed = set(operation.body) if operation is not None else set()
+    if operation is not None:
+        allowed |= _EXTRA_FORM_FIELDS.get(operation.name, frozenset())
     form: dict[str, str] = {}
     for name, value in pairs:
         if name not in allowed:

@@ -254,6 +254,29 @@ class ClientRecord:
 
 
 @attrs.frozen
+class Minting:
+    """What a non-template ``POST .../tokens`` carried to seed the new token, and what the
+    instance demands of it (fapi-protocol §7 "Token request details", §7b).
+
+    ``token`` is the previous session JWT in the form body (clients of a Session Minter
+    instance send it); ``expired_token`` the one in the query (clerk-js's answer to
+    ``422 missing_expired_token``); ``force_origin`` the body field sent on skip-cache. An
+    empty value counts as absent. ``require_expired_token`` and ``session_minter`` are the
+    emulator's modes of the same names.
+    """
+
+    token: str | None = attrs.field(default=None, repr=False)
+    expired_token: str | None = attrs.field(default=None, repr=False)
+    force_origin: str | None = None
+    require_expired_token: bool = False
+    session_minter: bool = False
+
+
+MISSING_EXPIRED_TOKEN = "The expired_token parameter is required"
+"""Clerk's message for ``422 missing_expired_token`` (the 2026 incidents, fapi-protocol §7b)."""
+
+
+@attrs.frozen
 class OutboxMessage:
     """A code the emulator "sent" to an address that is not one of Clerk's test addresses."""
 
@@ -585,15 +608,55 @@ class World:
         client.updated_at = now
 
     def create_session_token(
-        self, client: ClientRecord, session_id: str, form: Mapping[str, str]
+        self,
+        client: ClientRecord,
+        session_id: str,
+        form: Mapping[str, str],
+        minting: Minting | None = None,
     ) -> Json:
         session = self._signed_in_session(client, session_id)
+        self._check_minting(session, minting or Minting())
         # Absent: the session's active organization; empty: the personal account (§4).
         org_ref = form.get("organization_id", session.last_active_organization_id)
         org_id = self._membership(self.users[session.user_id], org_ref).id if org_ref else None
         jwt = self.mint_session_token(session, org_id)
         session.last_active_token = jwt
         return {"object": "token", "jwt": jwt}
+
+    def _check_minting(self, session: SessionRecord, minting: Minting) -> None:
+        """The seed rules of ``/tokens`` (fapi-protocol §7b), after the session checks (an ended
+        session is 401 whatever the seed) and before the organization's.
+
+        A seed that is sent must be a session token this instance signed for this session, in
+        every mode: expired is fine (that is the point of sending it), but another session's
+        token, a JWT template's token, another key's token or garbage is
+        ``422 form_param_value_invalid``. ``require_expired_token`` then demands the query
+        parameter (the incident servers did not read the body); ``session_minter`` demands a
+        seed in either place. A missing one is ``422 missing_expired_token``.
+        """
+        if minting.force_origin is not None and minting.force_origin not in ("true", "false"):
+            raise _form_error(
+                "form_param_value_invalid", "force_origin", "force_origin must be true or false."
+            )
+        for param, value in (("token", minting.token), ("expired_token", minting.expired_token)):
+            if value and not self._is_session_token_of(value, session.id):
+                raise _form_error(
+                    "form_param_value_invalid",
+                    param,
+                    f"{param} is not a session token of session {session.id}.",
+                )
+        if (minting.require_expired_token and not minting.expired_token) or (
+            minting.session_minter and not (minting.token or minting.expired_token)
+        ):
+            raise _form_error("missing_expired_token", "expired_token", MISSING_EXPIRED_TOKEN)
+
+    def _is_session_token_of(self, jwt: str, session_id: str) -> bool:
+        verified = self.signer.verify(jwt)
+        if verified is None:
+            return False
+        header, claims = verified
+        # Session tokens carry Clerk's internal "cat" header; template tokens do not (§7).
+        return claims.get("sid") == session_id and "cat" in header
 
     def create_session_token_with_template(
         self, client: ClientRecord, session_id: str, template_name: str, form: Mapping[str, str]
