@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import multiprocessing
@@ -23,6 +24,7 @@ import os
 import platform
 import random
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks import payloads, peers  # noqa: E402
-from clerk_sessions import AsyncClerkSessions, ClerkSessions  # noqa: E402
+from clerk_sessions import AsyncClerkSessions, ClerkSessions, TokenRequest  # noqa: E402
 from clerk_sessions import _operations as ops  # noqa: E402
 from clerk_sessions._converter import structure  # noqa: E402
 from clerk_sessions._wire import parse_success  # noqa: E402
@@ -218,10 +220,12 @@ class Bench:
         form = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
         http: aiohttp.ClientSession = self.loop.run_until_complete(_open_aiohttp())
         aclerk = self.loop.run_until_complete(_open_clerk(url))
+        minter = self.loop.run_until_complete(_open_clerk(url, session_minter=True))
         sclerk = ClerkSessions(frontend_api_url=url, client_token="client_jwt")
         self.closers += [
             lambda: self.loop.run_until_complete(http.close()),
             lambda: self.loop.run_until_complete(aclerk.aclose()),
+            lambda: self.loop.run_until_complete(minter.aclose()),
             sclerk.close,
         ]
         self.clerk = aclerk
@@ -319,6 +323,14 @@ class Bench:
                 self.aio(in_flight, call_async),
                 many,
             )
+            if op == "create_session_token":  # Clerk's 2026 protocol: the previous JWT in the body
+                self.add(
+                    "async_create_session_token_minter",
+                    "async create_session_token, Session Minter (previous token sent)",
+                    base,
+                    self.aio(sequential, lambda: minter.create_session_token("sess_0")),
+                    seq,
+                )
             self.add(f"sync_{op}", f"sync {op}", base, lambda n, c=call_sync: blocking(c, n), seq)
             self.add(
                 f"sync_{op}_pool",
@@ -485,8 +497,8 @@ async def _open_aiohttp() -> aiohttp.ClientSession:
     return aiohttp.ClientSession()
 
 
-async def _open_clerk(url: str) -> AsyncClerkSessions:
-    return AsyncClerkSessions(frontend_api_url=url, client_token="client_jwt")
+async def _open_clerk(url: str, **options: Any) -> AsyncClerkSessions:
+    return AsyncClerkSessions(frontend_api_url=url, client_token="client_jwt", **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,19 +557,48 @@ async def batch_benchmarks(clerk: AsyncClerkSessions, url: str, quick: bool) -> 
         await http.close()
 
     rss_size = 5_000 if quick else 200_000
-    clerk._tokens.max_entries = 1_000  # a long batch must not grow the cache without bound
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    await batch(rss_size, "rss")
-    growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    # A long batch must not grow the cache without bound: a client whose cache holds 1,000.
+    async with AsyncClerkSessions(
+        frontend_api_url=url, client_token="client_jwt", token_cache_size=1_000
+    ) as small:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        summary_rss = await small.refresh_tokens_summary(
+            (f"sess_rss_{i}" for i in range(rss_size)), concurrency=CONCURRENCY
+        )
+        assert summary_rss.ok == rss_size, summary_rss
+        growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
 
     await clerk.get_token("sess_hit")
-    hits = []
+    # The README's web pattern: a with_client_token view per request, then a cached get_token.
+    device_token = clerk.client_token
+
+    async def view_hit() -> str:
+        return await clerk.with_client_token(device_token).get_token("sess_hit")
+
+    hits, view_hits = [], []
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(20_000):
             await clerk.get_token("sess_hit")
         hits.append((time.perf_counter() - start) / 20_000)
+        start = time.perf_counter()
+        for _ in range(20_000):
+            await view_hit()
+        view_hits.append((time.perf_counter() - start) / 20_000)
+    devices_before = len(clerk._shared.devices)
+    views = 100_000 if quick else 1_000_000
+    device_tokens = [f"device_{i}" for i in range(1_000)]
+    start = time.perf_counter()
+    for i in range(views):
+        clerk.with_client_token(device_tokens[i % 1_000])
+    view_us = (time.perf_counter() - start) / views * 1e6
+    devices = len(clerk._shared.devices) - devices_before
     return {
+        "get_token_view_hit_us": min(view_hits) * 1e6,
+        "views": views,
+        "view_us": view_us,
+        "view_devices": devices,
+        **await dead_server_batch(quick),
         "raw_posts_per_s": raw,
         "batch_tokens_per_s": ours,
         "batch_ratio": summary([o / r for o, r in zip(ours, raw, strict=True)]),
@@ -566,6 +607,35 @@ async def batch_benchmarks(clerk: AsyncClerkSessions, url: str, quick: bool) -> 
         "rss_growth_mb": growth_kb / 1024,
         "get_token_hit_us": min(hits) * 1e6,
     }
+
+
+async def dead_server_batch(quick: bool) -> dict[str, Any]:
+    """A batch against a refused port: the breaker ends it after a few failures. Baseline: the
+    same number of raw aiohttp connection attempts (what a batch without a breaker would at
+    least cost, before any retry back-off)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening: refused
+        items = 1_000 if quick else 5_000
+        async with AsyncClerkSessions(frontend_api_url=dead, client_token="client_jwt") as clerk:
+            requests = (TokenRequest(f"sess_{i}") for i in range(items))
+            start = time.perf_counter()
+            result = await clerk.refresh_tokens_summary(requests, concurrency=CONCURRENCY)
+            ours = time.perf_counter() - start
+        assert result.failed == {"APIConnectionError": items}, result
+        async with aiohttp.ClientSession() as http:
+            remaining = iter(range(items))
+
+            async def worker() -> None:
+                for _ in remaining:
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with http.post(f"{dead}/v1/client/sessions/s/tokens"):
+                            pass
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            raw = time.perf_counter() - start
+    return {"dead_items": items, "dead_seconds": ours, "dead_raw_seconds": raw}
 
 
 def cpu_costs(bodies: dict[str, bytes], quick: bool) -> dict[str, float]:
@@ -804,7 +874,15 @@ def report(
         f"{statistics.median(batch['raw_posts_per_s']):,.0f}/s = {fmt(batch['batch_ratio'])}",
         f"- a batch of {batch['rss_batch_size']:,} requests grew peak RSS by "
         f"{batch['rss_growth_mb']:.1f} MB",
-        f"- cached `get_token` hit: {batch['get_token_hit_us']:.2f} µs",
+        f"- cached `get_token` hit: {batch['get_token_hit_us']:.2f} µs; through a new "
+        f"`with_client_token` view per call (the README's web pattern): "
+        f"{batch['get_token_view_hit_us']:.2f} µs",
+        f"- {batch['views']:,} `with_client_token` calls over 1,000 devices: "
+        f"{batch['view_us']:.2f} µs each, {batch['view_devices']:,} device records kept",
+        f"- a batch of {batch['dead_items']:,} against a refused port: "
+        f"{batch['dead_seconds']:.3f} s, every result an APIConnectionError (the breaker); "
+        f"{batch['dead_items']:,} raw aiohttp connection attempts take "
+        f"{batch['dead_raw_seconds']:.3f} s",
         "",
         "## CPU only (µs per call, best of repeats)",
         "",

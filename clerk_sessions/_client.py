@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import os
+import re
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -82,6 +83,7 @@ RetryCallback = Callable[[RetryEvent], None]
 
 _NO_ARGS: Mapping[str, object] = {}
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 
@@ -110,7 +112,7 @@ def _check_client_token(token: object) -> str | None:
         return None
     if not isinstance(token, str):
         raise ConfigurationError(f"client_token must be a str or None, got {type(token).__name__}")
-    if any(ch < " " or ch == "\x7f" for ch in token):
+    if _CONTROL_CHARACTER.search(token):
         raise ConfigurationError(
             "client_token contains a control character (a line break, tab or NUL, say); it is "
             "not a token. Check how it was read (a trailing newline from a file?)."
@@ -287,7 +289,7 @@ class AsyncClerkSessions:
             raise ConfigurationError(f"api_version must be a non-empty str, got {api_version!r}")
         if store is not None and not isinstance(store, Store):
             raise ConfigurationError(
-                f"store must be a clerk_sessions Store (e.g. RedisStore), got {type(store).__name__}"
+                f"store must be a clerk_sessions Store, got {type(store).__name__}"
             )
         if client_token is None:
             client_token = os.environ.get(ENV_CLIENT_TOKEN)
@@ -473,9 +475,7 @@ class AsyncClerkSessions:
                     if operation.ends_sessions or isinstance(result, Envelope):
                         await self._update_token_cache(operation, path_args, result, generation)
                     elif minting:
-                        session_id = path_args["session_id"]
-                        assert isinstance(session_id, str) and isinstance(result, Token)
-                        shared.tokens.note_seen(shared.base_url, device.key, session_id, result.jwt)
+                        self._note_minted(path_args, result)
                     return result
                 error = api_error(operation, status, headers, raw.body, secrets=secrets)
                 _log_response(operation, status, monotonic() - started, retries, error)
@@ -511,6 +511,13 @@ class AsyncClerkSessions:
             await runtime.sleep(delay)
 
     # -- Clerk's 2026 minting protocol (fapi-protocol.md §7b) -----------------------------------
+
+    def _note_minted(self, path_args: Mapping[str, object], token: object) -> None:
+        """A session token minted (by any caller) is the session's last token seen (§7b)."""
+        session_id = path_args["session_id"]
+        if isinstance(session_id, str) and isinstance(token, Token):
+            shared = self._shared
+            shared.tokens.note_seen(shared.base_url, self._device.key, session_id, token.jwt)
 
     def _with_previous_token(
         self, path_args: Mapping[str, object], body_args: Mapping[str, object]
@@ -1018,8 +1025,6 @@ def _log_failure(method: str, name: str, error: APIConnectionError, elapsed: flo
         logger.debug(
             "%s %s -> %s after %.1f ms", method, name, type(error).__name__, elapsed * 1000
         )
-
-
 
 
 def _secrets(

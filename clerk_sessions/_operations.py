@@ -37,12 +37,13 @@ class Operation(Generic[R]):
         "ends_sessions",
         "form_fields",
         "headers",
-        "mints_session_token",
         "method",
+        "mints_session_token",
         "name",
         "operation_id",
         "path",
         "path_params",
+        "protocol_fields",
         "required_body",
         "response_type",
         "retry_safe",
@@ -76,6 +77,7 @@ class Operation(Generic[R]):
         """Safe to repeat after a failure that may have reached the server (5xx, dropped reply)."""
         self.body = body
         """Form fields of the spec, in the order they are sent (the method's keywords)."""
+        self.protocol_fields = protocol_body
         self.form_fields = body + protocol_body
         """What may be sent: the spec's fields, then fields the SDK fills in itself because
         Clerk's protocol asks for them but the spec does not list them (``fapi-protocol.md``)."""

@@ -157,7 +157,9 @@ class TokenCache:
             waiters.append(future)
             return future
 
-    def _finish(self, key: TokenKey, result: Any = None, error: BaseException | None = None) -> None:
+    def _finish(
+        self, key: TokenKey, result: Any = None, error: BaseException | None = None
+    ) -> None:
         """The leader is done: hand its result (or error) to every caller that joined."""
         with self._lock:
             waiters = self._inflight.pop(key, None)
@@ -197,9 +199,7 @@ class TokenCache:
         """The last session JWT seen for the session, even expired (§7b ``expired_token``)."""
         return self._seen.get((host, device, session_id))
 
-    async def seed(
-        self, session: SessionRef, jwt: str, *, active: bool, generation: int
-    ) -> None:
+    async def seed(self, session: SessionRef, jwt: str, *, active: bool, generation: int) -> None:
         """A session's ``last_active_token`` from a response sent at ``generation``."""
         host, device, session_id = session
         self.note_seen(host, device, session_id, jwt)

@@ -170,17 +170,17 @@ class Transport:
         except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
             raise APIConnectionError(
                 f"{request.operation.name}: could not connect to {URL(request.url).origin()} "
-                f"({_reason(exc, request.client_token)}). Check the network and the Frontend API "
+                f"({_reason(exc, request.secrets)}). Check the network and the Frontend API "
                 "URL; the request did not reach the server."
-            ) from _scrubbed(exc, request.client_token)
+            ) from _scrubbed(exc, request.secrets)
         except aiohttp.ClientError as exc:
-            reason = _reason(exc, request.client_token)
+            reason = _reason(exc, request.secrets)
             origin = URL(request.url).origin()
             if answered:
                 raise APIConnectionError(
                     f"{request.operation.name}: the response from {origin} failed ({reason}). "
                     "The request reached the server, which may have acted on it."
-                ) from _scrubbed(exc, request.client_token)
+                ) from _scrubbed(exc, request.secrets)
             error = APIConnectionError(
                 f"{request.operation.name}: could not reach {origin} ({reason}). Check the "
                 "network and the Frontend API URL; the request may or may not have reached "
@@ -190,7 +190,7 @@ class Transport:
                 # Closed before any response: most often a pooled connection the server had
                 # just closed as idle. _retry retries that at once, on a new connection.
                 mark_dropped_before_response(error)
-            raise error from _scrubbed(exc, request.client_token)
+            raise error from _scrubbed(exc, request.secrets)
 
     async def aclose(self) -> None:
         """Refuse further requests and close the session of the running loop.
@@ -248,13 +248,13 @@ def _too_large(
     )
 
 
-def _scrubbed(exc: aiohttp.ClientError, client_token: str | None) -> aiohttp.ClientError:
+def _scrubbed(exc: aiohttp.ClientError, secrets: tuple[str | None, ...]) -> aiohttp.ClientError:
     """The aiohttp exception, redacted in place (with its own causes), to chain as __cause__.
 
     Parser errors quote the offending header line (maybe a cookie or a token), and a
-    ClientResponseError carries the request's headers (our Authorization) in ``request_info``.
+    ClientResponseError carries the request's headers (our Authorization) and URL (whose query
+    may carry a previous session JWT, §7b) in ``request_info``.
     """
-    secrets = (client_token,)
     seen: BaseException | None = exc
     for _ in range(8):  # the cause chain aiohttp builds is short; never loop forever
         if seen is None:
@@ -267,7 +267,11 @@ def _scrubbed(exc: aiohttp.ClientError, client_token: str | None) -> aiohttp.Cli
         if isinstance(seen, aiohttp.ClientResponseError):
             info = seen.request_info
             headers = CIMultiDictProxy(CIMultiDict(redact_headers(info.headers.items())))
-            seen.request_info = info._replace(headers=headers)
+            seen.request_info = info._replace(
+                url=info.url.with_query(None),
+                headers=headers,
+                real_url=info.real_url.with_query(None),
+            )
             seen.headers = None  # the response's headers: Set-Cookie, Authorization
         seen = seen.__cause__ or seen.__context__
     return exc
@@ -279,13 +283,13 @@ def _describe_timeout(timeout: Timeout) -> str:
     return f"{timeout.total:g}s total ({timeout.connect:g}s to connect)"
 
 
-def _reason(exc: aiohttp.ClientError, client_token: str | None) -> str:
+def _reason(exc: aiohttp.ClientError, secrets: tuple[str | None, ...]) -> str:
     """A short cause. Socket-level messages (host, port, errno) are quoted; a response that
     could not be parsed is only named, because aiohttp's message quotes the offending header
     line, which may be an Authorization or Set-Cookie value."""
     name = type(exc).__name__
     if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
         return f"{name}: the server's response was malformed or cut short"
-    text = redact_text(str(exc), (client_token,)) or name
+    text = redact_text(str(exc), secrets) or name
     text = text if len(text) <= 200 else text[:199] + "…"
     return f"{name}: {text}"

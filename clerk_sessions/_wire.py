@@ -39,13 +39,15 @@ _RESERVED_HEADERS = frozenset({"authorization", "origin", "clerk-api-version", "
 
 
 class PreparedRequest:
-    """A request ready to send; ``client_token`` is the token it carries (for rotation).
+    """A request ready to send; ``client_token`` is the token it carries (for rotation), and
+    ``secrets`` every credential in it (the client token, a previous session JWT in the query
+    or body), for redaction.
 
     Read-only by convention. A plain slotted class: one is built per attempt, and an attrs
     frozen class costs a compiled ``__init__`` at import and ``object.__setattr__`` per field.
     """
 
-    __slots__ = ("body", "client_token", "headers", "method", "operation", "url")
+    __slots__ = ("body", "client_token", "headers", "method", "operation", "secrets", "url")
 
     def __init__(
         self,
@@ -55,6 +57,7 @@ class PreparedRequest:
         headers: Mapping[str, str],
         body: bytes | None,
         client_token: str | None,
+        secrets: tuple[str | None, ...],
     ) -> None:
         self.operation = operation
         self.method = method
@@ -63,10 +66,11 @@ class PreparedRequest:
         self.headers = headers
         self.body = body
         self.client_token = client_token
+        self.secrets = secrets
 
-    def __repr__(self) -> str:  # headers, body and token may hold secrets
-        name, method = self.operation.name, self.method
-        return f"PreparedRequest(operation={name!r}, method={method!r}, url={self.url!r})"
+    def __repr__(self) -> str:  # headers, body, token and query (§7b) may hold secrets
+        name, method, path = self.operation.name, self.method, self.url.split("?", 1)[0]
+        return f"PreparedRequest(operation={name!r}, method={method!r}, url={path!r})"
 
 
 def encode_path_segment(name: str, value: object) -> str:
@@ -138,6 +142,7 @@ def build_request(
     request_headers["Authorization"] = client_token or ""
 
     body: bytes | None = None
+    secrets: tuple[str | None, ...] = (client_token,)
     method = operation.method
     if method != "GET":
         request_headers["Content-Type"] = FORM_CONTENT_TYPE
@@ -147,11 +152,14 @@ def build_request(
             if (given := body_args.get(name, UNSET)) is not UNSET
         ]
         body = urlencode(fields).encode("ascii") if fields else b""
+        if "token" in operation.protocol_fields:
+            secrets = (client_token, *(value for name, value in fields if name == "token"))
 
     url = f"{base_url}{path}?_is_native=1"
     if query_args:
         url = f"{url}&{urlencode(query_args)}"
-    return PreparedRequest(operation, method, url, request_headers, body, client_token)
+        secrets = (*secrets, *query_args.values())  # the query carries only credentials (§7b)
+    return PreparedRequest(operation, method, url, request_headers, body, client_token, secrets)
 
 
 def rotated_client_token(response_headers: Mapping[str, str]) -> tuple[bool, str | None]:

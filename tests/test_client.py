@@ -15,7 +15,6 @@ import pytest
 from aiohttp import web
 
 import clerk_sessions
-from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     UNSET,
     APIConnectionError,
@@ -35,9 +34,10 @@ from clerk_sessions import (
     Timeout,
     UnprocessableEntityError,
 )
+from clerk_sessions._runtime import Runtime
 
 from . import payloads
-from .conftest import CLIENT_TOKEN, FakeFrontendAPI, FakeSleep, MakeClerk, core_of
+from .conftest import CLIENT_TOKEN, FakeFrontendAPI, FakeSleep, MakeClerk
 
 pytestmark = pytest.mark.anyio
 
@@ -633,21 +633,6 @@ async def test_a_dropped_connection_is_an_api_connection_error(
     assert len(fapi.requests) == 1  # a POST is never resent behind the caller's back
     fapi.reply(json=payloads.session_envelope())  # the pool recovers
     assert (await clerk.get_session("sess_1")).response.id == "sess_1"
-
-
-async def test_aiohttp_resends_an_idempotent_request_once_after_a_dropped_connection(
-    fapi: FakeFrontendAPI, clerk: AsyncClerkSessions
-) -> None:
-    """aiohttp's own RFC 9112 §9.3.1 retry (a stale keep-alive connection) applies to GET and
-    DELETE only; a second drop surfaces as APIConnectionError."""
-    fapi.drop_connection()
-    fapi.reply(json=payloads.session_envelope())
-    assert (await clerk.get_session("sess_1")).response.id == "sess_1"
-    fapi.drop_connection()
-    fapi.drop_connection()
-    with pytest.raises(APIConnectionError):
-        await clerk.get_session("sess_1")
-    assert len(fapi.requests) == 4
 
 
 async def test_a_hanging_server_is_an_api_timeout_error(

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     UNSET,
     APIConnectionError,
@@ -33,9 +32,10 @@ from clerk_sessions._retry import (
     plan_retry,
     retry_reason,
 )
+from clerk_sessions._runtime import Runtime
 
 from . import payloads
-from .conftest import FakeFrontendAPI, FakeSleep, MakeClerk, core_of
+from .conftest import FakeFrontendAPI, FakeSleep, MakeClerk
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,6 @@ import anyio
 import pytest
 from aiohttp import web
 
-from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     APITimeoutError,
     AsyncClerkSessions,
@@ -19,6 +18,7 @@ from clerk_sessions import (
     Timeout,
 )
 from clerk_sessions._constants import MAX_RESPONSE_BYTES
+from clerk_sessions._runtime import Runtime
 
 from . import payloads
 from .conftest import FakeFrontendAPI

@@ -26,7 +26,6 @@ import attrs
 import orjson
 import pytest
 
-from clerk_sessions._runtime import Runtime
 from clerk_sessions import (
     APIConnectionError,
     APITimeoutError,
@@ -41,6 +40,7 @@ from clerk_sessions import (
 from clerk_sessions._errors import error_class_for_status
 from clerk_sessions._logging import setup_logging_from_env
 from clerk_sessions._operations import OPERATIONS
+from clerk_sessions._runtime import Runtime
 from clerk_sessions._wire import parse_response
 
 from . import payloads

@@ -35,7 +35,7 @@ from clerk_sessions._runtime import Runtime
 from clerk_sessions._store import MemoryStore
 
 from . import payloads
-from .conftest import MakeClerk, core_of
+from .conftest import MakeClerk
 
 pytestmark = pytest.mark.anyio
 

@@ -33,6 +33,7 @@ from clerk_sessions._retry import (
     retry_reason,
 )
 from clerk_sessions._runtime import Runtime
+from clerk_sessions._transport import Transport
 
 from . import payloads
 from .conftest import CLIENT_TOKEN, FakeFrontendAPI, FakeSleep
@@ -112,16 +113,15 @@ def test_aiohttp_still_has_the_switch_the_transport_turns_off() -> None:
 
 
 async def test_the_sdk_turns_the_resend_off_on_its_own_session_only() -> None:
-    async with AsyncClerkSessions(
-        frontend_api_url="http://127.0.0.1:9", client_token=CLIENT_TOKEN
-    ) as clerk:
-        own = clerk._transport._get_session()
-        assert own._retry_connection is False
+    own = Transport()
+    try:
+        assert own._get_session()._retry_connection is False
+    finally:
+        await own.aclose()
     async with aiohttp.ClientSession() as http:
-        async with AsyncClerkSessions(
-            frontend_api_url="http://127.0.0.1:9", client_token=CLIENT_TOKEN, http_session=http
-        ) as clerk:
-            assert clerk._transport._get_session() is http
+        injected = Transport(http)
+        assert injected._get_session() is http
+        await injected.aclose()
         assert http._retry_connection is True  # the caller's session, the caller's settings
 
 
