@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._logging import setup_logging_from_env as _setup_logging_from_env
 from ._retry import RetryEvent
+from ._store import MemoryStore, Store
 from ._types import UNSET, Timeout, Unset
 from ._version import __version__
 from .models import (
@@ -79,6 +80,7 @@ __all__ = [
     "Passkey",
     "PermissionDeniedError",
     "PhoneNumber",
+    "MemoryStore",
     "ProgressCallback",
     "PublicUserData",
     "RateLimitError",
@@ -94,6 +96,7 @@ __all__ = [
     "SignIn",
     "SignInFactor",
     "SignUp",
+    "Store",
     "Timeout",
     "Token",
     "TokenRequest",

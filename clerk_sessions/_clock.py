@@ -8,10 +8,12 @@ every answer is a sample of the server's clock — the ``Date`` header, and a ne
 Design:
 
 - A sample is ``server seconds - local monotonic seconds`` at receipt. Both sources have
-  one-second resolution (truncated), so a sample is taken at the middle of its second.
+  one-second resolution (truncated), so a sample is taken at the *end* of its second: the
+  estimate errs towards a later server time, so a token is judged to expire early, never late.
 - The estimate is the median of the last few samples: one odd value (a proxy's cached
   ``Date``) never moves it; a real change (a server or the emulator clock moving) wins once it
-  makes up most of the window.
+  makes up most of the window. With an even count the middle value nearer the current
+  estimate wins (averaging the two would let one odd value move it halfway).
 - Between samples, time advances on the monotonic clock, which never jumps when the local
   calendar clock is stepped; ``skew`` reports ``server - local calendar`` for people.
 - A ``Date`` value (or an ``iat``) equal to the previous one is skipped: an answer costs one
@@ -80,10 +82,12 @@ class ServerClock:
 
     def _add(self, server_second: float) -> None:
         samples = self._samples
-        samples.append(server_second + 0.5 - self._monotonic())
+        samples.append(server_second + 1.0 - self._monotonic())
         ordered = sorted(samples)
         middle = len(ordered) // 2
-        # The median (of an even count, the mean of the middle two), without statistics' cost.
-        self._offset = (
-            ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-        )
+        if len(ordered) % 2 or self._offset is None:
+            self._offset = ordered[middle]
+        else:  # even: of the two middle values, the one nearer the estimate so far
+            low, high = ordered[middle - 1], ordered[middle]
+            current = self._offset
+            self._offset = low if abs(low - current) <= abs(high - current) else high

@@ -149,10 +149,12 @@ class DeviceRegistry:
         token = device.token
         if not token:
             return
+        name = device_name(token)  # the same as before for a client JWT (its id)
         with self._lock:
             self._remember(token, device)
-            if device.name.startswith("new:"):  # a signed-out view just got its first token
-                self._by_name.setdefault(device_name(token), device)
+            # A signed-out view's first token, or an opaque token's successor: a view made with
+            # it later must find this record by name too, even once it left the token index.
+            self._by_name.setdefault(name, device)
 
     def _remember(self, token: str, device: Device) -> None:
         self._by_token[token] = device

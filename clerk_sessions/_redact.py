@@ -33,10 +33,15 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     return _JWT_SHAPED.sub(REDACTED, text)
 
 
-def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """A plain dict of headers with credential-bearing values replaced."""
+def redact_headers(
+    headers: Iterable[tuple[str, str]], secrets: Iterable[str | None] = ()
+) -> dict[str, str]:
+    """A plain dict of headers with credential-bearing values replaced, and any value that
+    quotes a known secret (a server echoing the request URL, say) redacted."""
+    known = tuple(secrets)
     return {
-        name: (REDACTED if name.lower() in SENSITIVE_HEADERS else value) for name, value in headers
+        name: REDACTED if name.lower() in SENSITIVE_HEADERS else redact_text(value, known)
+        for name, value in headers
     }
 
 

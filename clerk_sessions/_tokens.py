@@ -178,8 +178,7 @@ class TokenCache:
         if timing is None:
             return
         self.clock.observe_issued_at(timing.issued_at)
-        if key[3] is None:  # a session token, not a template's
-            self.note_seen(key[0], key[1], key[2], jwt)
+        # (the client noted it as the session's last token when the mint answered)
         if generation != self.generation:  # signed out while this token was being minted
             return
         ttl = timing.expires_at - self.clock.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from typing import Final, Literal, TypeVar
 
 import attrs
@@ -48,11 +49,15 @@ class Timeout:
             value = getattr(self, name)
             if value is None and name == "connect":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < math.inf  # also refuses NaN
+            ):
                 from ._errors import ConfigurationError
 
                 raise ConfigurationError(
-                    f"Timeout.{name} must be a positive number of seconds, got {value!r}"
+                    f"Timeout.{name} must be a positive, finite number of seconds, got {value!r}"
                 )
 
 

@@ -240,7 +240,7 @@ def api_error(
     except (orjson.JSONDecodeError, ResponseValidationError):
         errors = None
     kwargs: dict[str, Any] = {
-        "headers": redact_headers(headers.items()),
+        "headers": redact_headers(headers.items(), secrets),
         "operation": operation.name,
     }
     if errors is not None:

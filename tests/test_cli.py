@@ -719,3 +719,30 @@ def test_an_empty_flag_is_a_usage_error_not_a_fall_back_to_the_environment(
     result = cli(flag, "", "get", world.device.session_id, configured=False)
     assert result.code == EXIT_USAGE
     assert f"{flag}: must not be empty" in result.err
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        ([], None, False),
+        ([], "1", True),
+        (["--no-session-minter"], "1", False),  # the flag beats the environment
+        (["--session-minter"], "0", True),
+    ],
+)
+def test_session_minter_flag_beats_the_environment(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], env: str | None, expected: bool
+) -> None:
+    from clerk_sessions.cli._output import Output
+    from clerk_sessions.cli._parser import build_parser
+    from clerk_sessions.cli._settings import Settings
+
+    if env is None:
+        monkeypatch.delenv("CLERK_SESSION_MINTER", raising=False)
+    else:
+        monkeypatch.setenv("CLERK_SESSION_MINTER", env)
+    args = build_parser().parse_args(
+        [*flags, "--frontend-api-url", "http://127.0.0.1:9", "--client-token", "t", "get", "s"]
+    )
+    client = Settings.from_args(args).client(Output(json_mode=True))
+    assert client._shared.session_minter is expected

@@ -110,6 +110,12 @@ def _global_options() -> argparse.ArgumentParser:
         metavar="N",
         help=f"retries of failed requests that are safe to repeat (default {DEFAULT_MAX_RETRIES})",
     )
+    group.add_argument(
+        "--session-minter",
+        action=argparse.BooleanOptionalAction,
+        help="the instance uses Clerk's Session Minter: send the previous token when minting "
+        "(env CLERK_SESSION_MINTER)",
+    )
     return options
 
 

@@ -25,7 +25,8 @@ class Settings:
     Every flag beats its environment variable: ``--frontend-api-url`` > ``--publishable-key`` >
     ``CLERK_FRONTEND_API_URL`` > ``CLERK_PUBLISHABLE_KEY`` (resolved by the SDK client, which
     reads the environment only when neither flag is given), and ``--client-token-file`` or
-    ``--client-token`` > ``CLERK_CLIENT_TOKEN``.
+    ``--client-token`` > ``CLERK_CLIENT_TOKEN``, ``--(no-)session-minter`` >
+    ``CLERK_SESSION_MINTER``.
     """
 
     publishable_key: str | None = None
@@ -36,6 +37,7 @@ class Settings:
     debug: bool = False
     timeout: float | None = None
     max_retries: int | None = None
+    session_minter: bool | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
             debug=getattr(args, "debug", False),
             timeout=getattr(args, "timeout", None),
             max_retries=getattr(args, "max_retries", None),
+            session_minter=getattr(args, "session_minter", None),
         )
 
     @property
@@ -98,6 +101,8 @@ class Settings:
             options["timeout"] = self.timeout
         if self.max_retries is not None:
             options["max_retries"] = self.max_retries
+        if self.session_minter is not None:
+            options["session_minter"] = self.session_minter
         return AsyncClerkSessions(
             publishable_key=self.publishable_key,
             frontend_api_url=self.frontend_api_url,

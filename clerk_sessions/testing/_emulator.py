@@ -51,10 +51,6 @@ _SECRET_FORM_FIELDS = frozenset(
 )
 _SECRET_QUERY_PARAMS = frozenset({"expired_token"})
 """A session JWT in a query string lands in access logs (why Clerk moved it to the body, §7b)."""
-_EXTRA_FORM_FIELDS: Mapping[str, frozenset[str]] = {
-    # Clerk's clients send these on /tokens although the spec omits them (fapi-protocol §7, §7b).
-    CREATE_SESSION_TOKEN.name: frozenset({"token", "force_origin"}),
-}
 _SECRET_HEADERS = frozenset({"authorization", "cookie"})
 _REDACTED = "[redacted]"
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -784,9 +780,8 @@ def _validated_form(
             "Unsupported content type",
             f"Send {_FORM} bodies, not {request.content_type}.",
         )
-    allowed = set(operation.body) if operation is not None else set()
-    if operation is not None:
-        allowed |= _EXTRA_FORM_FIELDS.get(operation.name, frozenset())
+    # The spec's fields, and those Clerk's clients send although the spec omits them (§7b).
+    allowed = set(operation.form_fields) if operation is not None else set()
     form: dict[str, str] = {}
     for name, value in pairs:
         if name not in allowed:
