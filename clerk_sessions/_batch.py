@@ -145,21 +145,20 @@ class BatchGate:
             self._cool_down = _constants.BREAKER_COOL_DOWN
 
 
-FreshMint = Callable[
-    [BatchGate, "str | None", str, "str | None", "str | Unset | None"], Awaitable["Token"]
-]
-"""``mint(gate, client_token, session_id, template, organization_id)``: a new token, kept in
-the client's token cache for that device; ``client_token=None`` is the batch client's own."""
+FreshMint = Callable[["str | None", str, "str | None", "str | Unset | None"], Awaitable["Token"]]
+"""``mint(client_token, session_id, template, organization_id)``: a new token, kept in the
+client's token cache for that device; ``client_token=None`` is the batch client's own."""
 
 
 class BatchPort:
-    """All a batch uses of its client: the runtime (clock, sleep) and one mint function."""
+    """All a batch uses of its client: the runtime (clock, sleep), and ``minter(gate)``, the
+    mint function of one batch, whose requests share that gate."""
 
-    __slots__ = ("mint_fresh", "runtime")
+    __slots__ = ("minter", "runtime")
 
-    def __init__(self, runtime: Runtime, mint_fresh: FreshMint) -> None:
+    def __init__(self, runtime: Runtime, minter: Callable[[BatchGate], FreshMint]) -> None:
         self.runtime = runtime
-        self.mint_fresh = mint_fresh
+        self.minter = minter
 
 
 _DONE: Any = object()
@@ -193,7 +192,7 @@ def _start(
         plain = iter(requests)
     source_lock = asyncio.Lock()
     gate = BatchGate(port.runtime)
-    mint_fresh = port.mint_fresh
+    mint_fresh = port.minter(gate)
     done = failed = 0
 
     async def worker() -> None:
@@ -219,9 +218,7 @@ def _start(
                 jwt: str | None = None
                 error: Exception | None = None
                 try:
-                    token = await mint_fresh(
-                        gate, client_token, session_id, item_template, item_org
-                    )
+                    token = await mint_fresh(client_token, session_id, item_template, item_org)
                     jwt, retries = token.jwt, token.retries_taken
                 except Exception as exc:  # one failure never stops the batch
                     error, retries = exc, getattr(exc, "retries_taken", 0)

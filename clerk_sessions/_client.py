@@ -207,6 +207,7 @@ class ClientState:
         self.clock = ServerClock(runtime)
         self.owns_store = store is None
         self.tokens = TokenCache(
+            base_url,
             store if store is not None else MemoryStore(token_cache_size),
             self.clock,
             runtime.monotonic,
@@ -462,7 +463,7 @@ class AsyncClerkSessions:
                 if "Authorization" in headers:
                     await device.apply_rotation(headers, sent_token)
                 status = raw.status
-                secrets = _secrets(sent_token, body_args, query) if minting else (sent_token,)
+                secrets = request.secrets
                 if 200 <= status < 300:
                     if logger.isEnabledFor(logging.DEBUG):  # no clock read when not logging
                         _log_response(operation, status, monotonic() - started, retries, None)
@@ -474,8 +475,10 @@ class AsyncClerkSessions:
                     result.retries_taken = retries
                     if operation.ends_sessions or isinstance(result, Envelope):
                         await self._update_token_cache(operation, path_args, result, generation)
-                    elif minting:
-                        self._note_minted(path_args, result)
+                    elif minting:  # the session's last token seen, for the next mint (§7b)
+                        session_id: Any = path_args["session_id"]
+                        jwt = result.jwt  # type: ignore[attr-defined]
+                        shared.tokens.note_seen(device.key, session_id, jwt)
                     return result
                 error = api_error(operation, status, headers, raw.body, secrets=secrets)
                 _log_response(operation, status, monotonic() - started, retries, error)
@@ -512,13 +515,6 @@ class AsyncClerkSessions:
 
     # -- Clerk's 2026 minting protocol (fapi-protocol.md §7b) -----------------------------------
 
-    def _note_minted(self, path_args: Mapping[str, object], token: object) -> None:
-        """A session token minted (by any caller) is the session's last token seen (§7b)."""
-        session_id = path_args["session_id"]
-        if isinstance(session_id, str) and isinstance(token, Token):
-            shared = self._shared
-            shared.tokens.note_seen(shared.base_url, self._device.key, session_id, token.jwt)
-
     def _with_previous_token(
         self, path_args: Mapping[str, object], body_args: Mapping[str, object]
     ) -> Mapping[str, object]:
@@ -526,7 +522,7 @@ class AsyncClerkSessions:
         session_id = path_args["session_id"]
         assert isinstance(session_id, str)
         shared = self._shared
-        previous = shared.tokens.last_token(shared.base_url, self._device.key, session_id)
+        previous = shared.tokens.last_token(self._device.key, session_id)
         if previous is None or "token" in body_args:
             return body_args
         return {**body_args, "token": previous}
@@ -537,14 +533,14 @@ class AsyncClerkSessions:
         session_id = path_args["session_id"]
         assert isinstance(session_id, str)
         shared = self._shared
-        tokens, host, device = shared.tokens, shared.base_url, self._device.key
-        previous = tokens.last_token(host, device, session_id)
+        tokens, device = shared.tokens, self._device.key
+        previous = tokens.last_token(device, session_id)
         if previous is None:
             try:
                 await self.get_session(session_id)  # notes its last_active_token
             except ClerkSessionsError as exc:
                 raise error from exc
-            previous = tokens.last_token(host, device, session_id)
+            previous = tokens.last_token(device, session_id)
         if previous is None:
             raise error
         return previous
@@ -572,8 +568,8 @@ class AsyncClerkSessions:
         shared = self._shared
         key = token_key(shared.base_url, self._device.key, session_id, template, organization_id)
         if skip_cache:
-            return (await shared.tokens.fetch(key, self._mint_key, force=True)).jwt
-        return await shared.tokens.get(key, self._mint_key)
+            return (await shared.tokens.fetch(key, self._mint, force=True)).jwt
+        return await shared.tokens.get(key, self._mint)
 
     async def refresh_tokens(
         self,
@@ -625,40 +621,38 @@ class AsyncClerkSessions:
         )
 
     def _batch_port(self) -> _batch.BatchPort:
-        """What a batch may use of this client: its runtime and one fresh-mint function."""
+        """What a batch may use of this client: its runtime, and per batch (per gate) one
+        function that mints a fresh token for a session of any device and caches it."""
         shared = self._shared
-        own = self._device
 
-        async def mint_fresh(
-            gate: BatchGate,
-            client_token: str | None,
-            session_id: str,
-            template: str | None,
-            organization_id: str | Unset | None,
-        ) -> Token:
-            device = own if client_token is None else shared.devices.device_for(client_token)
-            view = self._view(shared, device, gate)
-            key = token_key(shared.base_url, device.key, session_id, template, organization_id)
-            return await shared.tokens.fetch(key, view._mint_key)
+        def minter(gate: BatchGate) -> _batch.FreshMint:
+            own = self._view(shared, self._device, gate)
 
-        return _batch.BatchPort(shared.runtime, mint_fresh)
+            async def mint_fresh(
+                client_token: str | None,
+                session_id: str,
+                template: str | None,
+                organization_id: str | Unset | None,
+            ) -> Token:
+                view = own
+                if client_token is not None:
+                    view = self._view(shared, shared.devices.device_for(client_token), gate)
+                key = token_key(
+                    shared.base_url, view._device.key, session_id, template, organization_id
+                )
+                return await shared.tokens.fetch(key, view._mint)
 
-    async def _mint_key(self, key: TokenKey, force: bool) -> Token:
-        """The token cache's mint function: one token request for ``key``."""
-        return await self._mint(key[2], key[3], key[4], force_origin=force)
+            return mint_fresh
 
-    async def _mint(
-        self,
-        session_id: str,
-        template: str | None,
-        organization_id: str | Unset | None,
-        *,
-        force_origin: bool = False,
-    ) -> Token:
-        """One token request: with a template, or for an organization (never both)."""
+        return _batch.BatchPort(shared.runtime, minter)
+
+    async def _mint(self, key: TokenKey, force: bool) -> Token:
+        """The token cache's mint function, one token request for ``key``: with a template, or
+        for an organization (never both); ``force`` is a skip-cache mint."""
+        _host, _device, session_id, template, organization_id = key
         if template is None:
             body: Mapping[str, object] = {"organization_id": organization_id}
-            if force_origin and self._shared.session_minter:
+            if force and self._shared.session_minter:
                 body = {"organization_id": organization_id, "force_origin": True}
             return await self._call(
                 ops.CREATE_SESSION_TOKEN,
@@ -691,10 +685,10 @@ class AsyncClerkSessions:
         """Sign-outs drop tokens; session payloads seed the cache with their last_active_token
         (the token of every payload that names a session is also its "last seen", §7b)."""
         shared = self._shared
-        tokens, host, device = shared.tokens, shared.base_url, self._device.key
+        tokens, device = shared.tokens, self._device.key
         if operation.ends_sessions:
             session_id = path_args.get("session_id")
-            await tokens.drop(host, device, session_id if isinstance(session_id, str) else None)
+            await tokens.drop(device, session_id if isinstance(session_id, str) else None)
             return
         if not isinstance(result, Envelope):
             return
@@ -706,10 +700,10 @@ class AsyncClerkSessions:
             token = session.last_active_token
             if token is None:
                 continue
-            ref = (host, device, session.id)
-            if not tokens.seen(ref, token.jwt):
+            if not tokens.seen(device, session.id, token.jwt):
+                active = session.status == "active"
                 await tokens.seed(
-                    ref, token.jwt, active=session.status == "active", generation=generation
+                    device, session.id, token.jwt, active=active, generation=generation
                 )
 
     # -- the twelve operations (one line each; see _operations for the table) ------------------
@@ -1025,15 +1019,6 @@ def _log_failure(method: str, name: str, error: APIConnectionError, elapsed: flo
         logger.debug(
             "%s %s -> %s after %.1f ms", method, name, type(error).__name__, elapsed * 1000
         )
-
-
-def _secrets(
-    client_token: str | None, body_args: Mapping[str, object], query: Mapping[str, str] | None
-) -> tuple[str | None, ...]:
-    """A mint's secrets: the client token and any previous session JWT it carried (§7b)."""
-    previous = body_args.get("token")
-    expired = query.get("expired_token") if query else None
-    return (client_token, previous if isinstance(previous, str) else None, expired)
 
 
 def _asks_for_expired_token(error: ClerkSessionsError) -> bool:

@@ -48,15 +48,13 @@ Spawner = Callable[[Coroutine[Any, Any, None]], None]
 _LEADER_GONE: Any = object()  # the leader was cancelled: a joined caller leads instead
 _NEVER = float("inf")
 
-SessionRef = tuple[str, str, str]
-"""(host, device key, session id)."""
-
 
 class TokenCache:
     """Session tokens of one client and all its views (thread-safe; one per client)."""
 
     def __init__(
         self,
+        host: str,
         store: Store,
         clock: ServerClock,
         monotonic: Callable[[], float],
@@ -66,6 +64,8 @@ class TokenCache:
         refresh_ahead: float,
         max_entries: int,
     ) -> None:
+        self.host = host
+        """The Frontend API whose tokens these are (the first part of every key)."""
         self.store = store
         self.clock = clock
         self.leeway = leeway
@@ -79,9 +79,11 @@ class TokenCache:
         self._inflight: dict[TokenKey, list[concurrent.futures.Future[Any]]] = {}
         # Keys with a background refresh running (inf) or failed (not again before then).
         self._refresh_not_before: dict[TokenKey, float] = {}
-        # The last session JWT seen per session: for Clerk's minting protocol, and so that a
-        # session's unchanged last_active_token (in every getSession) is not decoded again.
-        self._seen: dict[SessionRef, str] = {}
+        # The last session JWT seen per session, keyed by device key + session id (a plain
+        # string: a tuple per token would be garbage the collector walks in a long batch): for
+        # Clerk's minting protocol, and so that a session's unchanged last_active_token (in
+        # every getSession) is not decoded again.
+        self._seen: dict[str, str] = {}
         self.generation = 0
         """Bumped by every sign-out: tokens minted or seen from requests begun before one are
         not kept (a late answer must not bring back a signed-out session's token)."""
@@ -117,7 +119,7 @@ class TokenCache:
         except BaseException as exc:
             self._finish(key, error=exc)
             if isinstance(exc, AuthenticationError):  # the session is gone or not this device's
-                await self.drop(key[0], key[1], key[2])
+                await self.drop(key[1], key[2])
             raise
         try:
             await self._keep(key, token.jwt, generation)
@@ -185,23 +187,24 @@ class TokenCache:
         if ttl > self.leeway:
             await self.store.put(key, CachedToken(jwt, timing), ttl)
 
-    def seen(self, session: SessionRef, jwt: str) -> bool:
+    def seen(self, device: str, session_id: str, jwt: str) -> bool:
         """Whether ``jwt`` is the last token seen for the session (nothing new to learn)."""
-        return self._seen.get(session) == jwt
+        return self._seen.get(device + session_id) == jwt  # device keys have a fixed length
 
-    def note_seen(self, host: str, device: str, session_id: str, jwt: str) -> None:
+    def note_seen(self, device: str, session_id: str, jwt: str) -> None:
         if len(self._seen) >= self.max_entries:
             self._seen.clear()  # bounded; a forgotten session falls back to getSession (§7b)
-        self._seen[(host, device, session_id)] = jwt
+        self._seen[device + session_id] = jwt
 
-    def last_token(self, host: str, device: str, session_id: str) -> str | None:
+    def last_token(self, device: str, session_id: str) -> str | None:
         """The last session JWT seen for the session, even expired (§7b ``expired_token``)."""
-        return self._seen.get((host, device, session_id))
+        return self._seen.get(device + session_id)
 
-    async def seed(self, session: SessionRef, jwt: str, *, active: bool, generation: int) -> None:
+    async def seed(
+        self, device: str, session_id: str, jwt: str, *, active: bool, generation: int
+    ) -> None:
         """A session's ``last_active_token`` from a response sent at ``generation``."""
-        host, device, session_id = session
-        self.note_seen(host, device, session_id, jwt)
+        self.note_seen(device, session_id, jwt)
         if not active or generation != self.generation:
             return
         timing = jwt_timing(jwt)
@@ -209,11 +212,11 @@ class TokenCache:
             return
         ttl = timing.expires_at - self.clock.now()
         if ttl > self.leeway:
-            key = token_key(host, device, session_id, None, UNSET)
+            key = token_key(self.host, device, session_id, None, UNSET)
             await self.store.put(key, CachedToken(jwt, timing), ttl)
 
-    async def drop(self, host: str, device: str, session_id: str | None) -> None:
+    async def drop(self, device: str, session_id: str | None) -> None:
         """Sign-out: forget the session's tokens (or the device's), here and in the store."""
         with self._lock:
             self.generation += 1
-        await self.store.drop(host, device, session_id)
+        await self.store.drop(self.host, device, session_id)

@@ -152,8 +152,9 @@ def build_request(
             if (given := body_args.get(name, UNSET)) is not UNSET
         ]
         body = urlencode(fields).encode("ascii") if fields else b""
-        if "token" in operation.protocol_fields:
-            secrets = (client_token, *(value for name, value in fields if name == "token"))
+        previous = body_args.get("token") if operation.protocol_fields else None
+        if isinstance(previous, str):  # Session Minter: the previous session JWT (§7b)
+            secrets = (client_token, previous)
 
     url = f"{base_url}{path}?_is_native=1"
     if query_args:

@@ -683,11 +683,11 @@ async def test_a_last_active_token_seen_again_is_not_decoded_again(
 
     monkeypatch.setattr(tokens_module, "jwt_timing", counting)
     cache = clerk._shared.tokens
-    session = (clerk.frontend_api_url, clerk._device.key, "s")
+    device = clerk._device.key
     stale = make_jwt("s", 1000)  # expired long ago
     for _ in range(3):
-        if not cache.seen(session, stale):
-            await cache.seed(session, stale, active=True, generation=cache.generation)
+        if not cache.seen(device, "s", stale):
+            await cache.seed(device, "s", stale, active=True, generation=cache.generation)
     assert decoded == [stale]
-    assert cache.last_token(*session) == stale  # still the session's last token (§7b)
+    assert cache.last_token(device, "s") == stale  # still the session's last token (§7b)
     assert kept(clerk) == 0
