@@ -19,6 +19,7 @@ import re
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Coroutine,
     Iterable,
@@ -628,19 +629,19 @@ class AsyncClerkSessions:
         def minter(gate: BatchGate) -> _batch.FreshMint:
             own = self._view(shared, self._device, gate)
 
-            async def mint_fresh(
+            def mint_fresh(
                 client_token: str | None,
                 session_id: str,
                 template: str | None,
                 organization_id: str | Unset | None,
-            ) -> Token:
+            ) -> Awaitable[Token]:
                 view = own
                 if client_token is not None:
                     view = self._view(shared, shared.devices.device_for(client_token), gate)
                 key = token_key(
                     shared.base_url, view._device.key, session_id, template, organization_id
                 )
-                return await shared.tokens.fetch(key, view._mint)
+                return shared.tokens.fetch(key, view._mint)
 
             return mint_fresh
 

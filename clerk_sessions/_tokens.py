@@ -122,7 +122,9 @@ class TokenCache:
                 await self.drop(key[1], key[2])
             raise
         try:
-            await self._keep(key, token.jwt, generation)
+            keep = self._worth_keeping(token.jwt, generation)
+            if keep is not None:
+                await self.store.put(key, *keep)
         finally:
             self._finish(key, token)
         return token
@@ -174,18 +176,18 @@ class TokenCache:
 
     # -- what the cache keeps ---------------------------------------------------------------
 
-    async def _keep(self, key: TokenKey, jwt: str, generation: int) -> None:
-        """Keep a newly minted token (its ``iat`` is also a sample of the server's clock)."""
+    def _worth_keeping(self, jwt: str, generation: int) -> tuple[CachedToken, float] | None:
+        """A newly minted token and its time to live, if the store should keep it (its
+        ``iat`` is also a sample of the server's clock)."""
         timing = jwt_timing(jwt)
         if timing is None:
-            return
+            return None
         self.clock.observe_issued_at(timing.issued_at)
         # (the client noted it as the session's last token when the mint answered)
         if generation != self.generation:  # signed out while this token was being minted
-            return
+            return None
         ttl = timing.expires_at - self.clock.now()
-        if ttl > self.leeway:
-            await self.store.put(key, CachedToken(jwt, timing), ttl)
+        return (CachedToken(jwt, timing), ttl) if ttl > self.leeway else None
 
     def seen(self, device: str, session_id: str, jwt: str) -> bool:
         """Whether ``jwt`` is the last token seen for the session (nothing new to learn)."""
