@@ -168,8 +168,10 @@ class ClientState:
         "max_retries",
         "on_retry",
         "owns_store",
+        "rotation_store",
         "runtime",
         "session_minter",
+        "store",
         "timeout",
         "tokens",
         "transport",
@@ -207,17 +209,22 @@ class ClientState:
         self.runtime = runtime
         self.clock = ServerClock(runtime)
         self.owns_store = store is None
+        self.store: Store = store if store is not None else MemoryStore(token_cache_size)
         self.tokens = TokenCache(
             base_url,
-            store if store is not None else MemoryStore(token_cache_size),
+            self.store,
             self.clock,
             runtime.monotonic,
             self.spawn_task,
             leeway=token_leeway,
             refresh_ahead=token_refresh_ahead,
             max_entries=token_cache_size,
+            # A mint takes at most one call's budget; past that its process is presumed dead.
+            mint_lease=timeout.total,
         )
         self.devices = DeviceRegistry(MAX_DEVICES)
+        # Where a rotation is compare-and-set across processes (None: this process alone).
+        self.rotation_store = (base_url, self.store) if self.store.shared else None
         self.background: set[asyncio.Future[Any]] = set()
 
     def spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -237,7 +244,7 @@ class ClientState:
         await asyncio.gather(*background, return_exceptions=True)
         await self.transport.aclose()
         if self.owns_store:
-            await self.tokens.store.aclose()
+            await self.store.aclose()
 
 
 class AsyncClerkSessions:
@@ -429,6 +436,10 @@ class AsyncClerkSessions:
         retries = 0
         while True:
             # Built per attempt: a retry carries the token a failed attempt may have rotated.
+            if shared.store.shared:  # other processes may have rotated it: the store knows
+                device.take(
+                    await shared.store.client_token(shared.base_url, device.key, device.token)
+                )
             sent_token = device.token
             request = build_request(
                 operation,
@@ -462,7 +473,7 @@ class AsyncClerkSessions:
                 shared.clock.observe_date(headers.get("Date"))
                 # Any response may rotate the client token, error responses included.
                 if "Authorization" in headers:
-                    await device.apply_rotation(headers, sent_token)
+                    await device.apply_rotation(headers, sent_token, shared.rotation_store)
                 status = raw.status
                 secrets = request.secrets
                 if 200 <= status < 300:

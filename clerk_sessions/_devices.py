@@ -22,9 +22,13 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ._jwt import jwt_claims
 from ._wire import rotated_client_token
+
+if TYPE_CHECKING:
+    from ._store import Store
 
 ClientTokenCallback = Callable[[str | None], Awaitable[None] | None]
 """Called with the new client token (``None`` when cleared); may be sync or async."""
@@ -86,17 +90,44 @@ class Device:
                 return
             self._replace(token)
 
-    async def apply_rotation(self, response_headers: Mapping[str, str], sent: str | None) -> None:
+    def take(self, current: str | None) -> None:
+        """The device's token as a shared store holds it (another process may have rotated)."""
+        if current == self.token:
+            return
+        with self._lock:
+            self._replace(current)
+        if self._registry is not None:
+            self._registry.rotated(self)
+
+    async def apply_rotation(
+        self,
+        response_headers: Mapping[str, str],
+        sent: str | None,
+        shared: tuple[str, Store] | None = None,
+    ) -> None:
         """Take a rotated token from a response, unless that response answers a request sent
         with an older token than the current one (a late reply must not undo a newer
-        rotation)."""
+        rotation). With a ``shared`` (host, store), the same rule holds across processes: the
+        store's compare-and-set decides, and this process takes whatever it then holds."""
         rotated, new_token = rotated_client_token(response_headers)
         if not rotated:
             return
         with self._lock:
             if self.token != sent or new_token == self.token:
                 return
-            self._replace(new_token)
+            if shared is None:
+                self._replace(new_token)
+        if shared is not None:
+            host, store = shared
+            current = await store.swap_client_token(host, self.key, sent, new_token)
+            with self._lock:
+                if self.token != sent:  # another view of this process moved on meanwhile
+                    return
+                self._replace(current)
+            if current != new_token:  # another process's rotation won: not ours to report
+                if self._registry is not None:
+                    self._registry.rotated(self)
+                return
         if self._registry is not None:
             self._registry.rotated(self)
         callback = self.callback

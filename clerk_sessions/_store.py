@@ -26,8 +26,16 @@ class Store(abc.ABC):
 
     Every method may be called concurrently, from several event loops (the blocking client runs
     one per thread); none may raise because the backing service is unavailable — answer as if
-    the entry were absent, and let the cache mint.
+    the entry were absent (or this process were alone), and let the cache mint.
+
+    A store shared by several processes (``shared = True``) also coordinates them: one process
+    mints a token while the others wait for it (``begin_mint``/``wait_mint``/``end_mint``), and
+    it holds each device's current client token (``client_token``/``swap_client_token``). The
+    in-process defaults below make this process the only one.
     """
+
+    shared: bool = False
+    """Other processes use this store too: ask it for devices' client tokens and mints."""
 
     @abc.abstractmethod
     async def get(self, key: TokenKey) -> CachedToken | None:
@@ -45,6 +53,40 @@ class Store(abc.ABC):
     async def drop(self, host: str, device: str, session_id: str | None) -> None:
         """Forget a session's tokens (every template and organization), or a whole device's
         (``session_id=None``): the session was signed out."""
+
+    # -- one mint for all processes (in-process default: this process always mints) ----------
+
+    async def begin_mint(self, key: TokenKey, lease: float) -> bool:
+        """True if this process should mint ``key`` now (it holds the lease for at most
+        ``lease`` seconds, so a process that dies mid-mint does not block the others for
+        long); False if another process is minting it (then ``wait_mint``)."""
+        return True
+
+    async def wait_mint(self, key: TokenKey, timeout: float) -> CachedToken | None:
+        """Wait, without polling, until the process minting ``key`` is done or ``timeout``
+        seconds pass; then the token kept for ``key``, or None (mint here instead)."""
+        return await self.get(key)
+
+    async def end_mint(self, key: TokenKey, token: CachedToken | None, ttl: float) -> None:
+        """This process's mint of ``key`` is over: keep ``token`` (None: it failed), release the
+        lease, and wake the processes waiting for it."""
+        if token is not None:
+            await self.put(key, token, ttl)
+
+    # -- devices' client tokens (in-process default: each process keeps its own) -------------
+
+    async def client_token(self, host: str, device: str, known: str | None) -> str | None:
+        """The device's current client token; ``known`` (this process's) becomes it if the
+        store has none yet."""
+        return known
+
+    async def swap_client_token(
+        self, host: str, device: str, sent: str | None, rotated: str | None
+    ) -> str | None:
+        """Clerk rotated the device's token in an answer to a request sent with ``sent``: store
+        ``rotated`` only if ``sent`` is still the current one (one atomic compare-and-set, so a
+        late answer never undoes a newer rotation). Returns the device's token afterwards."""
+        return rotated
 
     async def aclose(self) -> None:  # noqa: B027 - optional: most stores hold nothing to close
         """Release what the store holds (called when the client that created it closes)."""

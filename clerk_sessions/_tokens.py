@@ -63,6 +63,7 @@ class TokenCache:
         leeway: float,
         refresh_ahead: float,
         max_entries: int,
+        mint_lease: float,
     ) -> None:
         self.host = host
         """The Frontend API whose tokens these are (the first part of every key)."""
@@ -72,6 +73,8 @@ class TokenCache:
         self.refresh_ahead = refresh_ahead
         self.max_entries = max_entries
         self.spawn = spawn
+        self.mint_lease = mint_lease
+        """Seconds another process waits for this one's mint before minting itself."""
         self._monotonic = monotonic
         self._lock = threading.Lock()
         # Keys being minted → futures of the callers waiting for that mint. The leader has
@@ -112,6 +115,8 @@ class TokenCache:
                 return result  # type: ignore[no-any-return]
         generation = self.generation
         try:
+            if self.store.shared:
+                return await self._mint_once_for_all(key, mint, force, generation)
             token = await mint(key, force)
         except asyncio.CancelledError:
             self._finish(key, _LEADER_GONE)
@@ -128,6 +133,40 @@ class TokenCache:
         finally:
             self._finish(key, token)
         return token
+
+    async def _mint_once_for_all(
+        self, key: TokenKey, mint: Minter, force: bool, generation: int
+    ) -> Token:
+        """A shared store's single flight: one process mints, the others take its token.
+
+        If the minting process fails or dies, its lease ends and a waiting one mints."""
+        store, lease = self.store, self.mint_lease
+        result: Token | None = None
+        try:
+            while result is None:
+                if await store.begin_mint(key, lease):
+                    keep = None
+                    try:
+                        result = await mint(key, force)
+                        keep = self._worth_keeping(result.jwt, generation)
+                    finally:
+                        await store.end_mint(key, *(keep or (None, 0.0)))
+                else:
+                    cached = await store.wait_mint(key, lease)
+                    if cached is not None and cached.timing.expires_at - self.clock.now() > (
+                        self.leeway
+                    ):
+                        result = Token(jwt=cached.jwt)  # another process minted it
+        except asyncio.CancelledError:
+            self._finish(key, _LEADER_GONE)
+            raise
+        except BaseException as exc:
+            self._finish(key, error=exc)
+            if isinstance(exc, AuthenticationError):
+                await self.drop(key[1], key[2])
+            raise
+        self._finish(key, result)
+        return result
 
     def _refresh_ahead(self, key: TokenKey, mint: Minter) -> None:
         now = self._monotonic()
