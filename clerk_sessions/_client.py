@@ -600,7 +600,9 @@ class AsyncClerkSessions:
         flight; each result holds the token or the error (one failure never stops the batch);
         a 429 pauses every worker for its ``Retry-After``, and connection failures in a row
         stop the batch from sending (each remaining item fails at once) until a probe gets an
-        answer. Every token is also cached for :meth:`get_token` of its device.
+        answer. Every token is also cached for :meth:`get_token` of its device. With a store
+        shared by several processes (``store=RedisStore(...)``), a token another process minted
+        for the same request since this batch began is taken instead of minting it again.
         ``on_progress(done, failed, total)`` is called after each result.
         """
         async for result in _batch.refresh_tokens(
@@ -639,6 +641,9 @@ class AsyncClerkSessions:
 
         def minter(gate: BatchGate) -> _batch.FreshMint:
             own = self._view(shared, self._device, gate)
+            # With a store shared by several processes, a token one of them minted since this
+            # batch began (iat is whole seconds: one second of slack) is as fresh as a new one.
+            since = shared.clock.now() - 1.0 if shared.store.shared else None
 
             def mint_fresh(
                 client_token: str | None,
@@ -652,7 +657,7 @@ class AsyncClerkSessions:
                 key = token_key(
                     shared.base_url, view._device.key, session_id, template, organization_id
                 )
-                return shared.tokens.fetch(key, view._mint)
+                return shared.tokens.fetch(key, view._mint, since=since)
 
             return mint_fresh
 

@@ -176,7 +176,9 @@ class ClerkSessions(SyncClient):
         flight; each result holds the token or the error (one failure never stops the batch);
         a 429 pauses every worker for its ``Retry-After``, and connection failures in a row
         stop the batch from sending (each remaining item fails at once) until a probe gets an
-        answer. Every token is also cached for :meth:`get_token` of its device.
+        answer. Every token is also cached for :meth:`get_token` of its device. With a store
+        shared by several processes (``store=RedisStore(...)``), a token another process minted
+        for the same request since this batch began is taken instead of minting it again.
         ``on_progress(done, failed, total)`` is called after each result.
         """
         return self._iterate(

@@ -104,8 +104,21 @@ class TokenCache:
                 return cached.jwt
         return (await self.fetch(key, mint)).jwt
 
-    async def fetch(self, key: TokenKey, mint: Minter, *, force: bool = False) -> Token:
-        """Mint a token for ``key`` and keep it, sharing the request with concurrent callers."""
+    async def fetch(
+        self, key: TokenKey, mint: Minter, *, force: bool = False, since: float | None = None
+    ) -> Token:
+        """Mint a token for ``key`` and keep it, sharing the request with concurrent callers.
+
+        ``since`` (server time): a kept token issued since then is as new as a mint would be
+        (a batch run by several processes mints each token once)."""
+        if since is not None:
+            cached = await self.store.get(key)
+            if (
+                cached is not None
+                and cached.timing.issued_at >= since
+                and cached.timing.expires_at - self.clock.now() > self.leeway
+            ):
+                return Token(jwt=cached.jwt)
         while True:
             joined = self._join_or_lead(key)
             if joined is None:

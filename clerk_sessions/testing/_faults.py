@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import random
+import threading
 
 import attrs
 
@@ -52,6 +53,9 @@ class Fault:
     truncate: bool = False
     hits: int = 0
     """How many requests this rule has hit so far."""
+    hit: threading.Event = attrs.field(factory=threading.Event, repr=False)
+    """Set when the rule first hits a request: ``fault.hit.wait(5)`` in a test waits for the
+    request to arrive (e.g. before killing the process that sent it), without polling."""
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
@@ -100,5 +104,6 @@ class FaultPlan:
             if fault.probability < 1.0 and self._rng.random() >= fault.probability:
                 continue
             fault.hits += 1
+            fault.hit.set()
             return fault
         return None
