@@ -77,7 +77,7 @@ from ._types import (
     Unset,
 )
 from ._wire import api_error, build_request, parse_success
-from .models import Client, Envelope, Session, SessionReverification, Token
+from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
 
 RetryCallback = Callable[[RetryEvent], None]
 """Called before each retry with what failed and how long the SDK will wait."""
@@ -1006,6 +1006,36 @@ class AsyncClerkSessions:
             extra_headers=extra_headers,
         )
 
+    # -- signing a device in (fapi-protocol.md §13) -------------------------------------------
+
+    async def sign_in_with_ticket(
+        self,
+        ticket: str,
+        *,
+        timeout: float | Timeout | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[SignIn]:
+        """Sign this device in with a sign-in token ("ticket") made with the secret key.
+
+        ``POST /v1/client/sign_ins`` with ``strategy=ticket``. A client without a token yet
+        gets one: the answer's ``Authorization`` becomes :attr:`client_token` (and
+        ``on_client_token`` is called). Never retried: a ticket works once. The new session is
+        ``envelope.response.created_session_id``.
+        """
+        return await self._call(
+            ops.SIGN_IN_WITH_TICKET,
+            _NO_ARGS,
+            {"strategy": "ticket", "ticket": _check_ticket(ticket)},
+            timeout=timeout,
+            max_retries=0,
+            extra_headers=extra_headers,
+        )
+
+    async def _drop_session_tokens(self, session_id: str) -> None:
+        """Forget the session's cached tokens on every view of this device (after a step-up,
+        their ``fva`` claim is stale)."""
+        await self._shared.tokens.drop(self._device.key, session_id)
+
 
 def _log_response(
     operation: ops.Operation[R],
@@ -1036,6 +1066,14 @@ def _log_failure(method: str, name: str, error: APIConnectionError, elapsed: flo
         logger.debug(
             "%s %s -> %s after %.1f ms", method, name, type(error).__name__, elapsed * 1000
         )
+
+
+def _check_ticket(ticket: object) -> str:
+    if not isinstance(ticket, str):
+        raise TypeError(f"ticket must be a str, got {type(ticket).__name__}")
+    if not ticket.strip():
+        raise ValueError("ticket must be a non-empty string (a sign-in token's `token`)")
+    return ticket
 
 
 def _asks_for_expired_token(error: ClerkSessionsError) -> bool:

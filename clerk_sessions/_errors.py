@@ -108,6 +108,9 @@ class ClerkAPIError(ClerkSessionsError):
             parts.append(f"(non-JSON body: {self.body_excerpt!r})")
         if len(self.errors) > 1:
             parts.append(f"(+{len(self.errors) - 1} more errors)")
+        advice = _ADVICE.get(self.code or "")
+        if advice:
+            parts.append(f"({advice})")
         if self.clerk_trace_id:
             parts.append(f"clerk_trace_id={self.clerk_trace_id}")
         if self.retries_taken:
@@ -123,6 +126,15 @@ class ClerkAPIError(ClerkSessionsError):
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only state does not survive the default Exception pickling.
         return (_rebuild_api_error, (type(self), self.status, self.__dict__))
+
+
+# What to do about an error whose fix is outside the SDK, by Clerk's code.
+_ADVICE = {
+    "native_api_disabled": (
+        "enable the Native API for this instance in the Clerk dashboard (Native applications); "
+        "native clients cannot sign in without it"
+    ),
+}
 
 
 def _rebuild_api_error(

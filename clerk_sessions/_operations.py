@@ -43,10 +43,10 @@ class Operation(Generic[R]):
         "operation_id",
         "path",
         "path_params",
-        "protocol_fields",
         "required_body",
         "response_type",
         "retry_safe",
+        "secret_body",
     )
 
     def __init__(
@@ -64,6 +64,7 @@ class Operation(Generic[R]):
         ends_sessions: bool = False,
         protocol_body: tuple[str, ...] = (),
         mints_session_token: bool = False,
+        secret_body: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         """Python method name: the spec's ``operationId`` in snake_case."""
@@ -77,7 +78,6 @@ class Operation(Generic[R]):
         """Safe to repeat after a failure that may have reached the server (5xx, dropped reply)."""
         self.body = body
         """Form fields of the spec, in the order they are sent (the method's keywords)."""
-        self.protocol_fields = protocol_body
         self.form_fields = body + protocol_body
         """What may be sent: the spec's fields, then fields the SDK fills in itself because
         Clerk's protocol asks for them but the spec does not list them (``fapi-protocol.md``)."""
@@ -86,6 +86,8 @@ class Operation(Generic[R]):
         """Header parameters: Python keyword → HTTP header name."""
         self.ends_sessions = ends_sessions
         """Success signs a session out: cached tokens for it must go."""
+        self.secret_body = secret_body
+        """Form fields whose values are credentials: redacted wherever an answer echoes them."""
         self.mints_session_token = mints_session_token
         """Clerk's 2026 minting protocol applies (§7b): the previous token in the body with the
         Session Minter, ``?expired_token=`` after a 422 ``missing_expired_token``."""
@@ -158,6 +160,7 @@ CREATE_SESSION_TOKEN = Operation(
     # skip-cache mint); never from the caller, so not keywords of the method.
     protocol_body=("token", "force_origin"),
     mints_session_token=True,
+    secret_body=frozenset({"token"}),
 )
 
 CREATE_SESSION_TOKEN_WITH_TEMPLATE = Operation(
@@ -200,6 +203,7 @@ ATTEMPT_SESSION_REVERIFICATION_FIRST_FACTOR = Operation(
     retry_safe=False,  # burns a verification attempt each time
     body=("strategy", "code", "password", "public_key_credential"),
     required_body=frozenset({"strategy"}),
+    secret_body=frozenset({"code", "password", "public_key_credential"}),
     headers=_FIRST_FACTOR_HEADERS,
 )
 
@@ -221,6 +225,7 @@ ATTEMPT_SESSION_REVERIFICATION_SECOND_FACTOR = Operation(
     response_type=Envelope[SessionReverification],
     retry_safe=False,
     body=("strategy", "code"),
+    secret_body=frozenset({"code"}),
 )
 
 OPERATIONS: Mapping[str, Operation[Any]] = {
@@ -254,6 +259,7 @@ SIGN_IN_WITH_TICKET = Operation(
     # Of the spec's form fields, the ticket strategy (fapi-protocol.md §13) uses these two.
     body=("strategy", "ticket"),
     required_body=frozenset({"strategy"}),
+    secret_body=frozenset({"ticket"}),
 )
 
 SIGN_IN_OPERATIONS: Mapping[str, Operation[Any]] = {SIGN_IN_WITH_TICKET.name: SIGN_IN_WITH_TICKET}

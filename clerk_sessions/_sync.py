@@ -38,7 +38,7 @@ from ._types import (
     TouchIntent,
     Unset,
 )
-from .models import Client, Envelope, Session, SessionReverification, Token
+from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
 
 __all__ = ["ClerkSessions"]
 
@@ -491,4 +491,22 @@ class ClerkSessions(SyncClient):
                 max_retries=max_retries,
                 extra_headers=extra_headers,
             )
+        )
+
+    def sign_in_with_ticket(
+        self,
+        ticket: str,
+        *,
+        timeout: float | Timeout | Unset = UNSET,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Envelope[SignIn]:
+        """Sign this device in with a sign-in token ("ticket") made with the secret key.
+
+        ``POST /v1/client/sign_ins`` with ``strategy=ticket``. A client without a token yet
+        gets one: the answer's ``Authorization`` becomes :attr:`client_token` (and
+        ``on_client_token`` is called). Never retried: a ticket works once. The new session is
+        ``envelope.response.created_session_id``.
+        """
+        return self._run(
+            self._async.sign_in_with_ticket(ticket, timeout=timeout, extra_headers=extra_headers)
         )

@@ -152,9 +152,9 @@ def build_request(
             if (given := body_args.get(name, UNSET)) is not UNSET
         ]
         body = urlencode(fields).encode("ascii") if fields else b""
-        previous = body_args.get("token") if operation.protocol_fields else None
-        if isinstance(previous, str):  # Session Minter: the previous session JWT (§7b)
-            secrets = (client_token, previous)
+        if operation.secret_body:  # a previous JWT, a ticket, a code: never echoed back
+            secret_values = (value for name, value in fields if name in operation.secret_body)
+            secrets = (client_token, *secret_values)
 
     url = f"{base_url}{path}?_is_native=1"
     if query_args:
