@@ -15,7 +15,6 @@ import asyncio
 import logging
 import math
 import os
-import re
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -76,7 +75,7 @@ from ._types import (
     TouchIntent,
     Unset,
 )
-from ._wire import api_error, build_request, parse_success
+from ._wire import CONTROL_CHARACTER, api_error, build_request, parse_success
 from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
 
 RetryCallback = Callable[[RetryEvent], None]
@@ -84,7 +83,6 @@ RetryCallback = Callable[[RetryEvent], None]
 
 _NO_ARGS: Mapping[str, object] = {}
 
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 
@@ -113,7 +111,7 @@ def _check_client_token(token: object) -> str | None:
         return None
     if not isinstance(token, str):
         raise ConfigurationError(f"client_token must be a str or None, got {type(token).__name__}")
-    if _CONTROL_CHARACTER.search(token):
+    if CONTROL_CHARACTER.search(token):
         raise ConfigurationError(
             "client_token contains a control character (a line break, tab or NUL, say); it is "
             "not a token. Check how it was read (a trailing newline from a file?)."

@@ -30,6 +30,9 @@ from ._retry import parse_retry_after
 from ._types import UNSET
 from .models import ClerkErrors
 
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+"""No token, header value or credential contains one of these."""
+
 # Characters quote(safe="") leaves alone, without "." (dot-segments need escaping).
 _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_~-]+")
 
@@ -170,7 +173,7 @@ def rotated_client_token(response_headers: Mapping[str, str]) -> tuple[bool, str
     else is the new token, kept exactly as received.
     """
     value = response_headers.get("Authorization")
-    if value is None:
+    if value is None or CONTROL_CHARACTER.search(value):  # not a token: no header could carry it
         return False, None
     if value.strip().lower() in ("", "bearer"):
         return True, None

@@ -16,6 +16,7 @@ import attrs
 import cattrs
 import pytest
 
+from clerk_sessions import Envelope, SignIn
 from clerk_sessions import models as m
 from clerk_sessions._converter import CONVERTER, make_converter, structure
 from clerk_sessions._errors import ResponseValidationError
@@ -23,6 +24,7 @@ from clerk_sessions._model_base import EMPTY_MAPPING, OpenEnum, UnknownVerificat
 from clerk_sessions._redact import REDACTED
 from tests.spec_strategies import (
     JWT,
+    NOW,
     realistic_client,
     realistic_get_session,
     realistic_session,
@@ -734,6 +736,7 @@ def test_envelope_aliases() -> None:
     assert m.TouchWrappedSession == m.Envelope[m.Session]
     assert m.ClientWrappedSessionReverification == m.Envelope[m.SessionReverification]
     assert m.DeleteSession == m.Envelope[m.Client | None]
+    assert m.ClientWrappedSignIn == m.Envelope[m.SignIn]  # createSignIn, fapi-sign-in.yml
 
 
 def test_clerk_errors_are_lenient() -> None:
@@ -867,3 +870,169 @@ def test_models_pickle_and_deep_copy_with_their_unknown_fields(
         assert clone.response.status is m.SessionStatus.ACTIVE
         assert clone.client is not None
         assert clone.client.unknown_fields is EMPTY_MAPPING
+
+
+# --------------------------------------------------------------------------------------------
+# The ticket sign-in's answer (createSignIn, fapi-sign-in.yml; fapi-protocol.md §13)
+# --------------------------------------------------------------------------------------------
+
+
+def realistic_sign_in_envelope() -> dict[str, Any]:
+    """The body of ``POST /v1/client/sign_ins`` (``strategy=ticket``) for a new device: the
+    sign-in is complete and the client holds the one session it created (spec-valid, checked
+    against fapi-sign-in.yml in test_models_spec)."""
+    client = realistic_client(1)
+    session = client["sessions"][0]
+    user = session["user"]
+    email = user["email_addresses"][0]
+    client["last_authentication_strategy"] = "ticket"
+    sign_in = {
+        "object": "sign_in_attempt",
+        "id": "sia_2b0Q8yZ5r3kPh1WmV7xLdAeTk",
+        "status": "complete",
+        "supported_identifiers": ["email_address", "passkey"],
+        "supported_first_factors": [
+            {"strategy": "ticket"},
+            {
+                "strategy": "email_code",
+                "safe_identifier": "u***0.address0+clerk_test@example.com",
+                "email_address_id": email["id"],
+                "primary": True,
+            },
+            {"strategy": "passkey"},
+        ],
+        "supported_second_factors": None,
+        "first_factor_verification": {
+            "object": "verification_ticket",
+            "status": "verified",
+            "strategy": "ticket",
+            "attempts": None,
+            "expire_at": None,
+        },
+        "second_factor_verification": None,
+        "identifier": email["email_address"],
+        "user_data": {
+            "first_name": user["first_name"],
+            "last_name": user["last_name"],
+            "image_url": user["image_url"],
+            "has_image": True,
+        },
+        "created_session_id": session["id"],
+        "abandon_at": NOW + 86_400_000,
+        "client_trust_state": "new",
+    }
+    return {"response": sign_in, "client": client}
+
+
+def test_sign_in_envelope_structures_into_the_right_classes() -> None:
+    payload = realistic_sign_in_envelope()
+    env = structure(copy.deepcopy(payload), Envelope[SignIn])
+
+    assert isinstance(env, m.Envelope)
+    sign_in = env.response
+    assert isinstance(sign_in, m.SignIn)
+    assert (sign_in.object, sign_in.id) == ("sign_in_attempt", "sia_2b0Q8yZ5r3kPh1WmV7xLdAeTk")
+    assert sign_in.status is m.SignInStatus.COMPLETE
+    assert sign_in.supported_identifiers == [
+        m.SignInIdentifier.EMAIL_ADDRESS,
+        m.SignInIdentifier.PASSKEY,
+    ]
+    assert [f.strategy for f in sign_in.supported_first_factors] == [
+        m.SignInFactorStrategy.TICKET,
+        m.SignInFactorStrategy.EMAIL_CODE,
+        m.SignInFactorStrategy.PASSKEY,
+    ]
+    assert (
+        sign_in.supported_first_factors[1].email_address_id
+        == (payload["client"]["sessions"][0]["user"]["email_addresses"][0]["id"])
+    )
+    assert sign_in.supported_second_factors == []  # null → []
+    verification = sign_in.first_factor_verification
+    assert isinstance(verification, m.TicketVerification)
+    assert verification.status is m.VerificationStatus.VERIFIED
+    assert verification.strategy == "ticket"
+    assert sign_in.second_factor_verification is None
+    assert isinstance(sign_in.user_data, m.SignInUserData)
+    assert sign_in.user_data.first_name == "Jane0"
+    assert sign_in.client_trust_state is m.ClientTrustState.NEW
+    assert sign_in.abandon_at == NOW + 86_400_000
+    assert isinstance(env.client, m.Client)
+    assert [s.id for s in env.client.sessions] == [sign_in.created_session_id]
+    assert env.client.last_active_session_id == sign_in.created_session_id
+    assert env.client.sign_in is None
+    assert env.unknown_fields is EMPTY_MAPPING
+    assert structure(copy.deepcopy(payload), m.ClientWrappedSignIn) == env
+
+
+def test_sign_in_envelope_tolerates_unknown_fields_and_enum_values() -> None:
+    """What a newer Clerk may send: new keys everywhere, new enum values, a verification
+    without ``object`` (recognised by its strategy), an unknown verification variant, and the
+    ``object`` value the spec does not list (it is a ``str``, not an enum)."""
+    payload = realistic_sign_in_envelope()
+    payload["brand_new_envelope_key"] = 1
+    response = payload["response"]
+    response.update(
+        object="sign_in",
+        status="needs_carrier_pigeon",
+        supported_identifiers=["email_address", "carrier_pigeon"],
+        client_trust_state="maybe",
+        locale="fr-FR",  # not in the spec
+    )
+    response["supported_first_factors"].append({"strategy": "pigeon_code", "pigeon_id": "p_1"})
+    response["first_factor_verification"] = {
+        "status": "verified_twice",
+        "strategy": "ticket",
+        "attempts": 1,
+        "expire_at": None,
+        "nonce": "n",
+    }
+    unknown_variant = {"object": "verification_pigeon", "status": "verified", "strategy": "pigeon"}
+    response["second_factor_verification"] = unknown_variant
+    payload["client"]["sessions"][0]["status"] = "hibernating"
+    payload["client"]["future"] = {"x": [1]}
+
+    env = structure(copy.deepcopy(payload), Envelope[SignIn])
+    sign_in = env.response
+    assert dict(env.unknown_fields) == {"brand_new_envelope_key": 1}
+    assert sign_in.object == "sign_in"
+    assert dict(sign_in.unknown_fields) == {"locale": "fr-FR"}
+    assert sign_in.status == "needs_carrier_pigeon"
+    assert isinstance(sign_in.status, m.SignInStatus)
+    assert not sign_in.status.is_known
+    assert sign_in.supported_identifiers[0] is m.SignInIdentifier.EMAIL_ADDRESS
+    assert sign_in.supported_identifiers[1] == "carrier_pigeon"
+    assert not sign_in.supported_identifiers[1].is_known
+    assert sign_in.client_trust_state == "maybe"
+    assert not sign_in.client_trust_state.is_known
+    pigeon = sign_in.supported_first_factors[-1]
+    assert pigeon.strategy == "pigeon_code"
+    assert not pigeon.strategy.is_known
+    assert dict(pigeon.unknown_fields) == {"pigeon_id": "p_1"}
+    ticket = sign_in.first_factor_verification
+    assert isinstance(ticket, m.TicketVerification)  # no ``object``: recognised by strategy
+    assert ticket.status == "verified_twice"
+    assert not ticket.status.is_known
+    assert ticket.attempts == 1
+    assert dict(ticket.unknown_fields) == {"nonce": "n"}
+    other = sign_in.second_factor_verification
+    assert isinstance(other, UnknownVerification)
+    assert other.raw == unknown_variant
+    assert env.client is not None
+    assert dict(env.client.unknown_fields) == {"future": {"x": [1]}}
+    assert env.client.sessions[0].status == "hibernating"
+    assert not env.client.sessions[0].status.is_known
+    assert DETAILED_ONLY.structure(copy.deepcopy(payload), Envelope[SignIn]) == env
+
+
+def test_sign_in_envelope_is_lenient_about_presence_but_needs_identity() -> None:
+    env = structure({"response": {"object": "sign_in_attempt", "id": "sia_1"}}, Envelope[SignIn])
+    assert env.client is None
+    assert env.response.status is None
+    assert env.response.supported_first_factors == []
+    assert env.response.first_factor_verification is None
+    with pytest.raises(ResponseValidationError) as info:
+        structure({"response": {"object": "sign_in_attempt"}, "client": None}, Envelope[SignIn])
+    assert info.value.paths == ["required field missing @ $.response.id"]
+    with pytest.raises(ResponseValidationError) as info:
+        structure({"response": None, "client": None}, Envelope[SignIn])
+    assert info.value.paths == ["invalid type (expected SignIn) @ $.response"]

@@ -1,7 +1,10 @@
-"""The models against the spec: coverage of every schema and property, real-payload fixtures vs
-the spec, generated payloads (hypothesis), and the generator's ``--check`` contract.
+"""The models against the specs: coverage of every schema and property of ``fapi-sessions.yml``
+and ``fapi-sign-in.yml``, real-payload fixtures vs the spec, generated payloads (hypothesis), the
+ticket sign-in's answer, and the generator's ``--check`` contract and merge rule.
 
-Everything here needs ``fapi-sessions.yml`` and skips, naming the path it looked at, without it.
+Everything here needs both specs (``../shared/spec/`` or ``$CLERK_SESSIONS_SPEC_DIR``). Without
+them the tests skip, naming the path looked at, except in CI (``$CI`` set), where they fail: a
+CI that lost the specs must not go green by skipping.
 The schema → class table below is written out independently of the generator's tables, so a
 naming or typing mistake in the generator cannot hide behind itself.
 """
@@ -9,6 +12,7 @@ naming or typing mistake in the generator cannot hide behind itself.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -17,15 +21,16 @@ import subprocess
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, NoReturn, Union, get_args, get_origin
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clerk_sessions import Envelope, SignIn
 from clerk_sessions import models as m
 from clerk_sessions._converter import CONVERTER, make_converter, structure
 from clerk_sessions._model_base import OpenEnum, UnknownVerification
@@ -34,19 +39,23 @@ from tests.spec_strategies import (
     GENERATOR_PATH,
     REPO_ROOT,
     SchemaStrategies,
+    _nullable_intent,
     generator,
     realistic_get_session,
-    require_spec,
     validation_errors,
 )
+from tests.test_models import realistic_sign_in_envelope
 
 pytestmark = pytest.mark.spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real"
 SCHEMAS = "#/components/schemas/"
 NoneType = type(None)
+SESSIONS_SPEC = "fapi-sessions.yml"
+SIGN_IN_SPEC = "fapi-sign-in.yml"
+SIGN_IN_URI = "urn:clerk-fapi-sign-in-spec"
 
-# Every component schema of the spec → its public name in clerk_sessions.models.
+# Every component schema of the specs → its public name in clerk_sessions.models.
 SCHEMA_CLASSES: Mapping[str, str] = {
     "ClerkError": "ClerkError",
     "ClerkErrors": "ClerkErrors",
@@ -100,21 +109,107 @@ ENVELOPE_ALIASES: Mapping[str, tuple[str, Any]] = {
     ),
     "Client.TouchWrappedSession": ("TouchWrappedSession", m.Session),
     "Client.DeleteSession": ("DeleteSession", m.Client | None),
+    "Client.ClientWrappedSignIn": ("ClientWrappedSignIn", m.SignIn),  # fapi-sign-in.yml only
 }
+# The schemas one spec has and the other has not (every other schema is in both).
+ONLY_IN: Mapping[str, frozenset[str]] = {
+    SESSIONS_SPEC: frozenset(
+        {*ENVELOPE_ALIASES, "Client.SessionReverification"} - {"Client.ClientWrappedSignIn"}
+    ),
+    SIGN_IN_SPEC: frozenset({"Client.ClientWrappedSignIn"}),
+}
+# Each spec's own (spec, schema) pairs of SCHEMA_CLASSES.
+SPEC_SCHEMAS = [
+    (spec_name, schema_name)
+    for spec_name, other in ((SESSIONS_SPEC, SIGN_IN_SPEC), (SIGN_IN_SPEC, SESSIONS_SPEC))
+    for schema_name in sorted(SCHEMA_CLASSES)
+    if schema_name not in ONLY_IN[other]
+]
 INLINE_CLASSES: Mapping[tuple[str, str], str] = {
     ("Client.SignIn-2", "user_data"): "SignInUserData",
     ("Stubs.Verification.TrustedDevice", "trusted_device_challenge"): "TrustedDeviceChallenge",
 }
 
 
-@pytest.fixture(scope="module")
-def spec() -> dict[str, Any]:
-    return require_spec()
+def spec_missing(message: str) -> NoReturn:
+    """Skip without the specs, but fail in CI: there a missing spec is a broken checkout."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set: the spec tests must run, not skip)", pytrace=False)
+    pytest.skip(message)
+
+
+@functools.cache
+def _spec_docs() -> dict[str, dict[str, Any]] | str:
+    gen = generator()
+    try:
+        return gen.load_specs()  # type: ignore[no-any-return]
+    except gen.SpecNotFoundError as exc:
+        return str(exc)
 
 
 @pytest.fixture(scope="module")
-def schemas(spec: dict[str, Any]) -> dict[str, Any]:
-    return spec["components"]["schemas"]  # type: ignore[no-any-return]
+def spec_docs() -> dict[str, dict[str, Any]]:
+    """Both specs, parsed, by file name (sessions first)."""
+    docs = _spec_docs()
+    if isinstance(docs, str):
+        spec_missing(docs)
+    assert list(docs) == [SESSIONS_SPEC, SIGN_IN_SPEC]
+    return docs
+
+
+@pytest.fixture(scope="module")
+def spec(spec_docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The sessions spec (the fixtures and the sessions validator are checked against it)."""
+    return spec_docs[SESSIONS_SPEC]
+
+
+@pytest.fixture(scope="module")
+def sign_in_spec(spec_docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return spec_docs[SIGN_IN_SPEC]
+
+
+@pytest.fixture(scope="module")
+def merged(spec_docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the models are generated from: both specs' schemas, each once."""
+    return generator().merge_specs(spec_docs)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def schemas(merged: dict[str, Any]) -> dict[str, Any]:
+    return merged["components"]["schemas"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def sign_in_errors(sign_in_spec: dict[str, Any]) -> Callable[[Any, str], list[str]]:
+    """``validation_errors`` against fapi-sign-in.yml (same nullable reading as the sessions
+    one, see spec_strategies)."""
+    from openapi_schema_validator import OAS30Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    resource = Resource.from_contents(_nullable_intent(sign_in_spec), default_specification=DRAFT4)
+    registry = Registry().with_resource(SIGN_IN_URI, resource)
+
+    def errors(payload: Any, schema_name: str) -> list[str]:
+        validator = OAS30Validator(
+            {"$ref": f"{SIGN_IN_URI}{SCHEMAS}{schema_name}"}, registry=registry
+        )
+        found = []
+        for error in validator.iter_errors(payload):
+            path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+            found.append(f"{path}: {error.message[:200]}")
+        return found
+
+    return errors
+
+
+def test_missing_specs_skip_locally_but_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="spec not found"):
+        spec_missing("spec not found at /nowhere")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        spec_missing("spec not found at /nowhere")
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,17 +346,72 @@ def check_presence(
         assert field.default is None, where
 
 
-def test_every_schema_has_a_model(schemas: dict[str, Any]) -> None:
+def test_every_schema_has_a_model(
+    schemas: dict[str, Any], spec_docs: dict[str, dict[str, Any]]
+) -> None:
     assert set(schemas) == set(SCHEMA_CLASSES) | set(ENVELOPE_ALIASES)
-    assert len(schemas) == 47
+    assert len(schemas) == 48
     for name in SCHEMA_CLASSES.values():
         assert attrs.has(getattr(m, name)), name
+    for spec_name, doc in spec_docs.items():  # each spec: every class, and its own envelopes
+        own = set(doc["components"]["schemas"])
+        other = next(name for name in spec_docs if name != spec_name)
+        assert own == set(schemas) - ONLY_IN[other], spec_name
 
 
-@pytest.mark.parametrize("schema_name", sorted(SCHEMA_CLASSES))
-def test_every_property_is_a_field_of_a_compatible_type(
-    schemas: dict[str, Any], schema_name: str
+def test_the_shared_schemas_are_identical_so_nothing_was_merged(
+    spec_docs: dict[str, dict[str, Any]], merged: dict[str, Any]
 ) -> None:
+    """Today both specs carry the same copies; an additive difference would be merged and noted
+    (test_generator_merges_an_additive_difference), any other would stop the generator."""
+    sessions, sign_in = (doc["components"]["schemas"] for doc in spec_docs.values())
+    assert merged[generator().MERGE_NOTES_KEY] == {}
+    for name in set(sessions) & set(sign_in):
+        assert sessions[name] == sign_in[name], name
+    assert "# Merged" not in (REPO_ROOT / "clerk_sessions" / "models.py").read_text("utf-8")
+
+
+def schemas_reachable(schemas: Mapping[str, Any], root: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        text = json.dumps(schemas[name])
+        todo.extend(re.findall(r'"#/components/schemas/([^"]+)"', text))
+    return seen
+
+
+def test_the_sign_in_response_and_all_it_references_are_modelled(
+    sign_in_spec: dict[str, Any],
+) -> None:
+    """createSignIn answers Client.ClientWrappedSignIn: Envelope[SignIn], the SDK's row for it."""
+    from clerk_sessions._operations import SIGN_IN_WITH_TICKET
+
+    operation = sign_in_spec["paths"]["/v1/client/sign_ins"]["post"]
+    assert operation["operationId"] == SIGN_IN_WITH_TICKET.operation_id == "createSignIn"
+    ok = operation["responses"]["200"]
+    if "$ref" in ok:
+        ok = sign_in_spec["components"]["responses"][ok["$ref"].rsplit("/", 1)[1]]
+    envelope = ref_name(ok["content"]["application/json"]["schema"])
+    assert envelope == "Client.ClientWrappedSignIn"
+    assert m.ClientWrappedSignIn == Envelope[SignIn] == SIGN_IN_WITH_TICKET.response_type
+    schemas = sign_in_spec["components"]["schemas"]
+    reachable = schemas_reachable(schemas, envelope)
+    assert {"Client.SignIn-2", "Client.Client-2", "Stubs.Verification.Ticket"} <= reachable
+    for name in sorted(reachable - {envelope}):
+        cls = getattr(m, SCHEMA_CLASSES[name])
+        check_properties(schemas, name, schemas[name], cls)
+
+
+@pytest.mark.parametrize(("spec_name", "schema_name"), SPEC_SCHEMAS)
+def test_every_property_is_a_field_of_a_compatible_type(
+    spec_docs: dict[str, dict[str, Any]], spec_name: str, schema_name: str
+) -> None:
+    """Each spec's own copy of each schema (not only the merged one) is fully modelled."""
+    schemas = spec_docs[spec_name]["components"]["schemas"]
     cls = getattr(m, SCHEMA_CLASSES[schema_name])
     check_properties(schemas, schema_name, schemas[schema_name], cls)
 
@@ -350,14 +500,53 @@ def test_the_realistic_payload_is_spec_valid(spec: dict[str, Any]) -> None:
     assert validation_errors(realistic_get_session(), "Client.ClientWrappedSession") == []
 
 
+def test_the_realistic_sign_in_payload_is_spec_valid(
+    sign_in_errors: Callable[[Any, str], list[str]],
+) -> None:
+    payload = realistic_sign_in_envelope()
+    assert sign_in_errors(payload, "Client.ClientWrappedSignIn") == []
+    # The validator is not vacuous: a missing required property is reported.
+    del payload["response"]["status"]
+    assert sign_in_errors(payload, "Client.ClientWrappedSignIn") == [
+        "$.response: 'status' is a required property"
+    ]
+
+
+def test_a_sign_in_answer_with_unknown_fields_and_values_structures(
+    sign_in_errors: Callable[[Any, str], list[str]],
+) -> None:
+    """Clerk's answer, newer than the spec: each departure is one the spec rejects, and each is
+    kept or tolerated by ``structure(data, Envelope[SignIn])``."""
+    payload = realistic_sign_in_envelope()
+    response = payload["response"]
+    response["status"] = "needs_carrier_pigeon"
+    response["supported_first_factors"].append({"strategy": "pigeon_code", "pigeon_id": "p_1"})
+    response["first_factor_verification"]["nonce"] = "n"
+    response["second_factor_verification"] = {"object": "verification_pigeon", "strategy": "p"}
+    response["locale"] = "fr-FR"
+    errors = sign_in_errors(payload, "Client.ClientWrappedSignIn")
+    assert errors, "the spec accepts what it should not"
+    env = structure(copy.deepcopy(payload), Envelope[SignIn])
+    assert env.response.status == "needs_carrier_pigeon"
+    assert not env.response.status.is_known
+    assert dict(env.response.unknown_fields) == {"locale": "fr-FR"}
+    assert env.response.supported_first_factors[-1].strategy == "pigeon_code"
+    assert dict(env.response.supported_first_factors[-1].unknown_fields) == {"pigeon_id": "p_1"}
+    assert isinstance(env.response.first_factor_verification, m.TicketVerification)
+    assert dict(env.response.first_factor_verification.unknown_fields) == {"nonce": "n"}
+    assert isinstance(env.response.second_factor_verification, UnknownVerification)
+    assert env.client is not None
+    assert env.client.last_active_session_id == env.response.created_session_id
+
+
 # --------------------------------------------------------------------------------------------
 # Property test: payloads generated from the spec's schemas
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def strategies(spec: dict[str, Any]) -> SchemaStrategies:
-    return SchemaStrategies(spec)
+def strategies(merged: dict[str, Any]) -> SchemaStrategies:
+    return SchemaStrategies(merged)
 
 
 def delete_session(strategies: SchemaStrategies) -> st.SearchStrategy[dict[str, Any]]:
@@ -378,6 +567,7 @@ TARGETS: Mapping[str, Any] = {
     "Client.ClientWrappedSessionReverification": m.ClientWrappedSessionReverification,
     "Client.TouchWrappedSession": m.TouchWrappedSession,
     "Client.DeleteSession": m.DeleteSession,
+    "Client.ClientWrappedSignIn": m.ClientWrappedSignIn,
     "Token": m.Token,
     "ClerkErrors": m.ClerkErrors,
 }
@@ -452,6 +642,9 @@ def test_spec_payloads_structure_and_round_trip(
     elif target == "Client.ClientWrappedSessionReverification":
         assert isinstance(result.response, m.SessionReverification)
         assert result.response.object == payload["response"]["object"]
+    elif target == "Client.ClientWrappedSignIn":
+        assert isinstance(result.response, m.SignIn)
+        assert result.response.id == payload["response"]["id"]
     elif target == "Token":
         assert result.jwt == payload["jwt"]
     elif target == "ClerkErrors":
@@ -463,12 +656,17 @@ def test_spec_payloads_structure_and_round_trip(
 @settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_generated_payloads_are_spec_valid(
-    strategies: SchemaStrategies, data: st.DataObject
+    strategies: SchemaStrategies,
+    sign_in_errors: Callable[[Any, str], list[str]],
+    data: st.DataObject,
 ) -> None:
     """The strategies themselves are honest: what they generate, the spec accepts."""
     for target in ("Client.ClientWrappedSession", "Client.ClientWrappedSessionReverification"):
         payload = data.draw(strategies.named(target), label=target)
         assert validation_errors(payload, target) == []
+    target = "Client.ClientWrappedSignIn"
+    payload = data.draw(strategies.named(target), label=target)
+    assert sign_in_errors(payload, target) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,13 +688,14 @@ def run_generator(
     )
 
 
-def test_committed_models_are_what_the_spec_generates(spec: dict[str, Any]) -> None:
+def test_committed_models_are_what_the_spec_generates(merged: dict[str, Any]) -> None:
     result = run_generator("--check")
     assert result.returncode == 0, result.stderr
     committed = (REPO_ROOT / "clerk_sessions" / "models.py").read_text(encoding="utf-8")
-    assert generator().generate(spec) == committed  # deterministic, whole file
+    assert generator().generate(merged) == committed  # deterministic, whole file
     assert committed.startswith(
-        "# GENERATED by tools/generate_models.py from fapi-sessions.yml — do not edit.\n"
+        "# GENERATED by tools/generate_models.py from fapi-sessions.yml and fapi-sign-in.yml"
+        " — do not edit.\n"
     )
 
 
@@ -521,6 +720,165 @@ def test_missing_spec_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     result = run_generator("--check", env={"CLERK_SESSIONS_SPEC": str(missing)})
     assert result.returncode == 2
     assert f"spec not found at {missing}" in result.stderr
+
+
+def test_missing_sign_in_spec_exits_2(spec: dict[str, Any], tmp_path: Path) -> None:
+    shutil.copy(generator().find_spec(), tmp_path / SESSIONS_SPEC)  # the sessions spec alone
+    result = run_generator(
+        "--check", env={"CLERK_SESSIONS_SPEC_DIR": str(tmp_path), "CLERK_SESSIONS_SPEC": ""}
+    )
+    assert result.returncode == 2
+    assert f"spec not found at {tmp_path / SIGN_IN_SPEC}" in result.stderr
+
+
+def write_specs(directory: Path, docs: Mapping[str, Any]) -> dict[str, str]:
+    """Write specs as YAML into ``directory``; the environment that points the generator there."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    for name, doc in docs.items():
+        with (directory / name).open("w", encoding="utf-8") as fh:
+            yaml.dump(doc, fh, Dumper=dumper, sort_keys=False, allow_unicode=True)
+    return {"CLERK_SESSIONS_SPEC_DIR": str(directory), "CLERK_SESSIONS_SPEC": ""}
+
+
+def edited_sign_in(spec_docs: Mapping[str, Any], edit: Any) -> dict[str, Any]:
+    """Both specs, the sign-in one's schemas edited."""
+    docs = copy.deepcopy(dict(spec_docs))
+    edit(docs[SIGN_IN_SPEC]["components"]["schemas"])
+    return docs
+
+
+def test_generator_reads_the_specs_from_the_spec_dir(
+    spec_docs: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """``$CLERK_SESSIONS_SPEC_DIR`` is honoured: the same specs there give the same file."""
+    env = write_specs(tmp_path, spec_docs)
+    result = run_generator("--check", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_generator_merges_an_additive_difference(
+    spec_docs: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A property only one spec's copy has is merged in, and the class says so."""
+
+    def add(schemas: dict[str, Any]) -> None:
+        sign_in = schemas["Client.SignIn-2"]
+        sign_in["properties"]["locale"] = {"type": "string", "nullable": True}
+        sign_in["required"].append("locale")  # required with it: still additive
+        factor = schemas["Stubs.SignInFactor"]["properties"]
+        factor["attempts_left"] = {"type": "integer"}
+
+    docs = edited_sign_in(spec_docs, add)
+    gen = generator()
+    merged = gen.merge_specs(docs)
+    assert merged[gen.MERGE_NOTES_KEY] == {
+        "Client.SignIn-2": ["properties.locale only in fapi-sign-in.yml"],
+        "Stubs.SignInFactor": ["properties.attempts_left only in fapi-sign-in.yml"],
+    }
+    sign_in = merged["components"]["schemas"]["Client.SignIn-2"]
+    assert list(sign_in["properties"])[-1] == "locale"
+    assert sign_in["required"][-1] == "locale"
+    # The other direction: the sessions copy is the one with more.
+    reverse = gen.merge_specs(
+        {SIGN_IN_SPEC: docs[SIGN_IN_SPEC], SESSIONS_SPEC: docs[SESSIONS_SPEC]}
+    )
+    assert reverse[gen.MERGE_NOTES_KEY]["Client.SignIn-2"] == [
+        "properties.locale only in fapi-sign-in.yml"
+    ]
+
+    output = tmp_path / "models.py"
+    result = run_generator("--output", str(output), env=write_specs(tmp_path, docs))
+    assert result.returncode == 0, result.stderr
+    text = output.read_text(encoding="utf-8")
+    assert (
+        "# Merged: the specs' copies of Client.SignIn-2 differ additively; this is their union:\n"
+        "#   properties.locale only in fapi-sign-in.yml\n"
+        "@attrs.define(kw_only=True, repr=False, eq=False)\n"
+        "class SignIn(ModelBase):\n"
+    ) in text
+    assert "    locale: str | None = None\n" in text
+    assert "    attempts_left: int | None = None\n" in text
+    assert text.count("class SignIn(ModelBase):") == 1  # generated once
+    # The committed file is now stale against these specs.
+    assert run_generator("--check", env=write_specs(tmp_path, docs)).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "difference"),
+    [
+        (
+            lambda s: s["Client.User"]["properties"]["first_name"].update(type="integer"),
+            "Client.User.properties.first_name.type",
+            "fapi-sessions.yml has 'string', fapi-sign-in.yml has 'integer'",
+        ),
+        (
+            lambda s: s["Client.SignIn-2"]["properties"]["status"]["enum"].append("paused"),
+            "Client.SignIn-2.properties.status.enum",
+            "only fapi-sign-in.yml has ['paused']",
+        ),
+        (
+            lambda s: s["Stubs.Verification.Ticket"]["properties"]["status"]["enum"].remove(
+                "expired"
+            ),
+            "Stubs.Verification.Ticket.properties.status.enum",
+            "only fapi-sessions.yml has ['expired']",
+        ),
+        (
+            lambda s: s["Client.SignIn-2"]["required"].remove("status"),
+            "Client.SignIn-2.required",
+            "only fapi-sessions.yml has ['status']",
+        ),
+        (
+            lambda s: s["Client.SignIn-2"]["properties"]["identifier"].pop("nullable"),
+            "Client.SignIn-2.properties.identifier.nullable",
+            "fapi-sessions.yml has True, fapi-sign-in.yml has (absent)",
+        ),
+        (
+            lambda s: s["Client.Client-2"]["properties"]["id"].update(description="The id."),
+            "Client.Client-2.properties.id.description",
+            "fapi-sign-in.yml has 'The id.'",
+        ),
+        (
+            lambda s: s["Client.Session-2"]["allOf"][0].update(
+                {"$ref": "#/components/schemas/Client.SignIn-2"}
+            ),
+            "Client.Session-2.allOf[0].$ref",
+            "fapi-sign-in.yml has '#/components/schemas/Client.SignIn-2'",
+        ),
+        (
+            lambda s: s["Token"]["properties"]["jwt"].update(type="integer"),
+            "Token.properties.jwt.type",
+            "fapi-sign-in.yml has 'integer'",
+        ),
+    ],
+)
+def test_generator_refuses_a_non_additive_difference(
+    spec_docs: dict[str, dict[str, Any]], tmp_path: Path, edit: Any, where: str, difference: str
+) -> None:
+    docs = edited_sign_in(spec_docs, edit)
+    gen = generator()
+    schema = where.split(".properties", 1)[0].split(".required", 1)[0].split(".allOf", 1)[0]
+    with pytest.raises(gen.SpecConflictError) as info:
+        gen.merge_specs(docs)
+    message = str(info.value)
+    assert message.startswith(
+        f"schema {schema!r} differs between fapi-sessions.yml and fapi-sign-in.yml at {where}: "
+    )
+    assert difference in message
+    result = run_generator("--check", env=write_specs(tmp_path, docs))
+    assert result.returncode == 3
+    assert "error: the specs disagree: " in result.stderr
+    assert where in result.stderr
+
+
+def test_generator_refuses_a_dangling_ref(spec_docs: dict[str, dict[str, Any]]) -> None:
+    docs = edited_sign_in(spec_docs, lambda s: s.pop("Stubs.Verification.Ticket"))
+    gen = generator()
+    expected = "fapi-sign-in.yml: $ref '#/components/schemas/Stubs.Verification.Ticket' names"
+    with pytest.raises(gen.SpecError, match=re.escape(expected)):
+        gen.merge_specs(docs)
 
 
 def mutated(spec: dict[str, Any], edit: Any) -> dict[str, Any]:
@@ -572,26 +930,70 @@ def mutated(spec: dict[str, Any], edit: Any) -> dict[str, Any]:
     ],
 )
 def test_generator_fails_loudly_on_shapes_it_does_not_know(
-    spec: dict[str, Any], edit: Any, message: str
+    merged: dict[str, Any], edit: Any, message: str
 ) -> None:
     gen = generator()
     with pytest.raises(gen.SpecError, match=message):
-        gen.build_model(mutated(spec, edit))
+        gen.build_model(mutated(merged, edit))
+
+
+def test_generator_fails_loudly_on_a_changed_sign_in_envelope(merged: dict[str, Any]) -> None:
+    gen = generator()
+    for edit, message in [
+        (
+            lambda s: s["Client.ClientWrappedSignIn"]["properties"].update(
+                {"response": {"$ref": "#/components/schemas/Client.Session-2"}}
+            ),
+            "Client.ClientWrappedSignIn.response is not SignIn",
+        ),
+        (lambda s: s.pop("Client.ClientWrappedSignIn"), "no longer has"),
+    ]:
+        with pytest.raises(gen.SpecError, match=message):
+            gen.build_model(mutated(merged, edit))
 
 
 def test_generator_reuses_find_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     gen = generator()
+    default_dir = REPO_ROOT.parent / "shared" / "spec"
+    monkeypatch.delenv("CLERK_SESSIONS_SPEC_DIR", raising=False)
     monkeypatch.setenv("CLERK_SESSIONS_SPEC", str(tmp_path / "x.yml"))
     assert gen.find_spec() == tmp_path / "x.yml"
+    # The sign-in spec is looked for beside an explicitly named sessions spec.
+    assert gen.find_specs() == {
+        SESSIONS_SPEC: tmp_path / "x.yml",
+        SIGN_IN_SPEC: tmp_path / SIGN_IN_SPEC,
+    }
     with pytest.raises(gen.SpecNotFoundError):
         gen.load_spec()
+    with pytest.raises(gen.SpecNotFoundError):
+        gen.load_specs()
     monkeypatch.delenv("CLERK_SESSIONS_SPEC")
-    assert gen.find_spec() == REPO_ROOT.parent / "shared" / "spec" / "fapi-sessions.yml"
+    assert gen.find_spec() == default_dir / SESSIONS_SPEC
+    assert gen.find_specs() == {
+        SESSIONS_SPEC: default_dir / SESSIONS_SPEC,
+        SIGN_IN_SPEC: default_dir / SIGN_IN_SPEC,
+    }
+    monkeypatch.setenv("CLERK_SESSIONS_SPEC_DIR", str(tmp_path))
+    assert gen.find_specs() == {
+        SESSIONS_SPEC: tmp_path / SESSIONS_SPEC,
+        SIGN_IN_SPEC: tmp_path / SIGN_IN_SPEC,
+    }
 
 
-def test_every_hook_is_built_at_import() -> None:
-    # The converter generated its hooks once; structuring a new type would add to the cache.
+def test_each_hook_is_built_once() -> None:
+    """Hooks are generated on first use (none at import), then reused: structuring a type again,
+    even through an equal alias (``Envelope[SignIn]`` is ``ClientWrappedSignIn``), adds none.
+
+    (It was ``test_every_hook_is_built_at_import``, which passed only after other tests had
+    structured these types: the converter compiles lazily.)"""
+
+    def structure_all() -> None:
+        structure({"jwt": "x"}, m.Token)
+        structure({"response": None}, m.DeleteSession)
+        structure({"response": {"object": "sign_in_attempt", "id": "sia_1"}}, Envelope[SignIn])
+        structure({"response": {"object": "sign_in_attempt", "id": "sia_1"}}, m.ClientWrappedSignIn)
+
+    structure_all()
     before = CONVERTER._structure_func.dispatch.cache_info().currsize
-    structure({"jwt": "x"}, m.Token)
-    structure({"response": None}, m.DeleteSession)
+    structure_all()
     assert CONVERTER._structure_func.dispatch.cache_info().currsize == before

@@ -115,3 +115,12 @@ def test_the_environment_proxy_is_read_once_per_client_and_honours_no_proxy(
     assert proxy_for("http://127.0.0.1:8080") is None  # loopback never goes through a proxy
     monkeypatch.delenv("HTTPS_PROXY")
     assert proxy_for("https://clerk.example.com") is None
+
+
+def test_a_rotated_token_with_a_control_character_is_not_taken() -> None:
+    """A garbled Authorization header (a proxy, a fuzzer) must not become the next request's
+    header, which aiohttp would refuse with a bare ValueError."""
+    from clerk_sessions._wire import rotated_client_token
+
+    assert rotated_client_token({"Authorization": "tok\x08en"}) == (False, None)
+    assert rotated_client_token({"Authorization": "token"}) == (True, "token")
