@@ -27,6 +27,12 @@ from ._errors import (
 )
 from ._logging import setup_logging_from_env as _setup_logging_from_env
 from ._retry import RetryEvent
+from ._reverify import (
+    CodesCallback,
+    NoSupportedFactorError,
+    ReverificationStep,
+    needs_reverification,
+)
 from ._store import MemoryStore, Store
 from ._types import UNSET, Timeout, Unset
 from ._version import __version__
@@ -69,11 +75,13 @@ __all__ = [
     "ClerkSessionsError",
     "Client",
     "ClientTokenCallback",
+    "CodesCallback",
     "ConfigurationError",
     "ConflictError",
     "EmailAddress",
     "Envelope",
     "ExternalAccount",
+    "NoSupportedFactorError",
     "NotFoundError",
     "Organization",
     "OrganizationMembership",
@@ -87,6 +95,7 @@ __all__ = [
     "ResponseValidationError",
     "RetryCallback",
     "RetryEvent",
+    "ReverificationStep",
     "SamlAccount",
     "ServerError",
     "Session",
@@ -106,6 +115,7 @@ __all__ = [
     "User",
     "Web3Wallet",
     "__version__",
+    "needs_reverification",
 ]
 
 if TYPE_CHECKING:

@@ -21,14 +21,17 @@ import asyncio
 import threading
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import _reverify
 from ._client import AsyncClerkSessions
 from ._errors import APIConnectionError, ConfigurationError
+from ._reverify import CodesCallback
 from ._transport import Transport
+from ._types import ReverificationLevel
 
 if TYPE_CHECKING:  # anyio's portal is imported when a client first needs one
     from anyio.from_thread import BlockingPortal
@@ -273,6 +276,31 @@ class SyncClient:
         # Closes the pools and loops even if close() is never called (and at interpreter exit).
         self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(
             self, self._runtime.close
+        )
+
+    def with_reverification(
+        self,
+        session_id: str,
+        call: Callable[[], T],
+        *,
+        codes: CodesCallback,
+        level: ReverificationLevel = "second_factor",
+        strategies: Sequence[str] | str | None = None,
+        is_reverification_error: Callable[[BaseException], object] | None = None,
+    ) -> T:
+        """``call()``; if it fails with a step-up demand (a ``PermissionDeniedError`` with
+        ``reverification_required``, or an exception ``is_reverification_error`` accepts),
+        :meth:`reverify` at the level the demand names (else ``level``) and call once more.
+        Any other exception passes through untouched. ``call`` runs on the calling thread, so
+        it may use this client."""
+        return _reverify.with_reverification_blocking(
+            self,
+            session_id,
+            call,
+            codes=codes,
+            level=level,
+            strategies=strategies,
+            is_reverification_error=is_reverification_error,
         )
 
     def _derive(self: Self, core: AsyncClerkSessions) -> Self:

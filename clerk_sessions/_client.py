@@ -23,13 +23,14 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Mapping,
+    Sequence,
 )
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
-from . import _batch
+from . import _batch, _reverify
 from . import _operations as ops
 from ._batch import BatchGate, BatchSummary, ProgressCallback, TokenRequest, TokenResult
 from ._clock import ServerClock
@@ -60,6 +61,7 @@ from ._jwt import TokenKey, token_key
 from ._logging import logger
 from ._operations import R
 from ._retry import RetryEvent, allowed_retries, parse_retry_after, plan_retry, retry_reason
+from ._reverify import CodesCallback
 from ._runtime import DEFAULT_RUNTIME, Runtime
 from ._store import MemoryStore, Store
 from ._tokens import TokenCache
@@ -82,6 +84,8 @@ RetryCallback = Callable[[RetryEvent], None]
 """Called before each retry with what failed and how long the SDK will wait."""
 
 _NO_ARGS: Mapping[str, object] = {}
+
+T = TypeVar("T")
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
@@ -1027,6 +1031,55 @@ class AsyncClerkSessions:
             timeout=timeout,
             max_retries=0,
             extra_headers=extra_headers,
+        )
+
+    # -- step-up in one call (fapi-protocol.md §9) -------------------------------------------
+
+    async def reverify(
+        self,
+        session_id: str,
+        *,
+        level: ReverificationLevel = "first_factor",
+        codes: CodesCallback,
+        strategies: Sequence[str] | str | None = None,
+        max_attempts: int = 3,
+    ) -> Envelope[SessionReverification]:
+        """Step the session up at ``level``: start, pick a factor (in ``strategies`` order),
+        prepare when the strategy sends a code, attempt with ``codes(step)`` (sync or async;
+        asked again after a wrong code, up to ``max_attempts``), and run the second stage when
+        Clerk asks for it. On success the session's cached tokens (stale ``fva``) are dropped
+        and the final envelope (status ``complete``) is returned."""
+        return await _reverify.reverify(
+            self,
+            session_id,
+            level=level,
+            codes=codes,
+            strategies=strategies,
+            max_attempts=max_attempts,
+        )
+
+    async def with_reverification(
+        self,
+        session_id: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        codes: CodesCallback,
+        level: ReverificationLevel = "second_factor",
+        strategies: Sequence[str] | str | None = None,
+        is_reverification_error: Callable[[BaseException], object] | None = None,
+    ) -> T:
+        """``await call()``; if it fails with a step-up demand (a ``PermissionDeniedError``
+        with ``reverification_required``, or an exception ``is_reverification_error`` accepts),
+        :meth:`reverify` at the level the demand names (else ``level``) and call once more.
+        Any other exception passes through untouched."""
+        return await _reverify.with_reverification(
+            self,
+            session_id,
+            call,
+            codes=codes,
+            level=level,
+            strategies=strategies,
+            is_reverification_error=is_reverification_error,
         )
 
     async def _drop_session_tokens(self, session_id: str) -> None:

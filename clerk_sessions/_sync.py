@@ -7,7 +7,7 @@ Runtime semantics (loop thread, close, finalizer) live in ``_bridge.SyncClient``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
 
 import aiohttp
 
@@ -25,6 +25,7 @@ from ._constants import (
     DEFAULT_TOKEN_REFRESH_AHEAD,
 )
 from ._devices import ClientTokenCallback
+from ._reverify import CodesCallback
 from ._runtime import DEFAULT_RUNTIME, Runtime
 from ._store import Store
 from ._types import (
@@ -509,4 +510,28 @@ class ClerkSessions(SyncClient):
         """
         return self._run(
             self._async.sign_in_with_ticket(ticket, timeout=timeout, extra_headers=extra_headers)
+        )
+
+    def reverify(
+        self,
+        session_id: str,
+        *,
+        level: ReverificationLevel = "first_factor",
+        codes: CodesCallback,
+        strategies: Sequence[str] | str | None = None,
+        max_attempts: int = 3,
+    ) -> Envelope[SessionReverification]:
+        """Step the session up at ``level``: start, pick a factor (in ``strategies`` order),
+        prepare when the strategy sends a code, attempt with ``codes(step)`` (sync or async;
+        asked again after a wrong code, up to ``max_attempts``), and run the second stage when
+        Clerk asks for it. On success the session's cached tokens (stale ``fva``) are dropped
+        and the final envelope (status ``complete``) is returned."""
+        return self._run(
+            self._async.reverify(
+                session_id,
+                level=level,
+                codes=codes,
+                strategies=strategies,
+                max_attempts=max_attempts,
+            )
         )

@@ -62,6 +62,13 @@ def test_every_public_member_of_the_async_client_has_a_blocking_twin() -> None:
             continue
         async_sig = inspect.signature(async_member)
         sync_sig = inspect.signature(sync_member)
+        if name == "with_reverification":  # ``call`` is async there, a plain callable here
+            async_sig = async_sig.replace(
+                parameters=[p.replace(annotation="") for p in async_sig.parameters.values()]
+            )
+            sync_sig = sync_sig.replace(
+                parameters=[p.replace(annotation="") for p in sync_sig.parameters.values()]
+            )
         assert list(async_sig.parameters.values()) == list(sync_sig.parameters.values()), name
         assert inspect.getdoc(sync_member), name
         assert not inspect.iscoroutinefunction(sync_member), name
