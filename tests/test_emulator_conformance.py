@@ -4,6 +4,11 @@ A tour drives every operation through the SDK (successes and Clerk's error cases
 transport-level mistakes sent raw) and records every exchange. Every request the emulator saw
 and every JSON response it sent is then validated against ``../shared/spec/fapi-sessions.yml``.
 
+A second tour does the same for signing in without a phone (``fapi-protocol.md`` §13): the ticket
+sign-in against ``fapi-sign-in.yml`` (``createSignIn``) and the Backend API's sign-in-token routes
+against ``bapi-sign-in-tokens.yml``, each with its own allow-list (``SIGN_IN_UNDOCUMENTED``,
+``BAPI_UNDOCUMENTED``) of answers Clerk sends that the published document leaves out.
+
 Where the emulator sends a status the spec does not list for an operation, its (status, error
 code) must be one of ``UNDOCUMENTED`` below: each is an answer Clerk really sends
 (``fapi-protocol.md`` §5, §7b) that the published document leaves out. Its body must still be a
@@ -16,6 +21,8 @@ from __future__ import annotations
 import copy
 import re
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -27,9 +34,10 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from clerk_sessions import ClerkAPIError, ClerkSessions
-from clerk_sessions._operations import OPERATIONS, Operation
+from clerk_sessions._operations import OPERATIONS, SIGN_IN_WITH_TICKET, Operation
 from clerk_sessions.testing import FrontendAPIEmulator, SignedIn, UserRecord
 
+from .conftest import spec_path
 from .test_contract import SPEC_HOST, nullable_compositions
 
 pytestmark = pytest.mark.spec
@@ -38,6 +46,10 @@ pytestmark = pytest.mark.spec
 UNDOCUMENTED: dict[tuple[int, str], str] = {
     (400, "origin_authorization_headers_conflict"): "transport rule, any route (§2, §3)",
     (400, "api_version_invalid"): "transport rule, any route (§2)",
+    (400, "native_api_disabled"): (
+        "transport rule, any native request while the instance's Native API is off in the "
+        "dashboard (§3, §13; errors.json NativeAPIDisabled, 400)"
+    ),
     (404, "resource_not_found"): "unknown session on the reverification routes",
     (415, "unsupported_content_type"): "a non-form body, any route (§4)",
     (422, "form_param_unknown"): "form rules, any route (§4)",
@@ -71,6 +83,49 @@ UNDOCUMENTED_PARAMETERS: dict[tuple[str, str, str], str] = {
 }
 # The spec's Sessions subset lacks /v1/client; its envelope is DeleteSession's {response: Client}.
 CLIENT_ROUTES_AS = "/v1/client/sessions"
+
+# createSignIn (fapi-sign-in.yml) declares 200, 307, 400, 403, 404, 409 and 422. The ticket
+# errors are 400 (fapi-protocol.md §13: ticket_invalid, ticket_expired, ticket_already_used),
+# form errors 422, both declared.
+# (status, code) → why: what the emulator may answer on it although the spec omits the status.
+# Each must show up in the tour (stale entries fail a test).
+SIGN_IN_UNDOCUMENTED: dict[tuple[int, str], str] = {
+    (401, "authentication_invalid"): (
+        "an Authorization header that is not a client token of this instance, or a request "
+        "without _is_native (§3; errors.json InvalidAuthentication, 401)"
+    ),
+    (401, "request_header_missing"): (
+        "a native request without any Authorization header; an empty one is how a first "
+        "request asks for a client (§3)"
+    ),
+    (415, "unsupported_content_type"): "a non-form body (§4)",
+}
+# The Backend API routes (bapi-sign-in-tokens.yml): create declares 200, 403, 404, 422; revoke
+# declares 200, 400, 404.
+BAPI_UNDOCUMENTED: dict[tuple[int, str], str] = {
+    (401, "authorization_header_format_invalid"): (
+        "no 'Authorization: Bearer <key>' header: Clerk answers 401 (errors.json "
+        "InvalidAuthorizationHeaderFormat; seen live), while the spec lists only 403 "
+        "AuthorizationInvalid"
+    ),
+    (401, "clerk_key_invalid"): (
+        "a Bearer key that is not the instance's secret key: 401 (errors.json "
+        "InvalidClerkSecretKey; clerk/clerk-sdk-python#26)"
+    ),
+    (400, "request_body_invalid"): (
+        "a body that is not a JSON object, on create (errors.json InvalidRequestBody, 400)"
+    ),
+    (415, "unsupported_content_type"): "a body that is not JSON (errors.json, 415)",
+}
+SIGN_IN_UNDOCUMENTED_PARAMETERS: dict[tuple[str, str, str], str] = {
+    ("createSignIn", "query", "_is_native"): (
+        "the native API marker (§3): the spec has it only as the ProductionNativeFlag security "
+        "scheme, which createSignIn's `security: [{}]` does not list"
+    ),
+}
+BAPI_HOST = "https://api.clerk.com"
+"""The Backend API spec's server is ``https://api.clerk.com/v1``: the emulator's ``/bapi`` is its
+``https://api.clerk.com``."""
 
 
 @attrs.frozen
@@ -291,6 +346,9 @@ def _transport_tour(fapi: FrontendAPIEmulator, device: SignedIn) -> None:
     )
     assert _raw(fapi, "POST", "/v1/client", headers={"Authorization": ""}) == 200
     assert _raw(fapi, "GET", "/v1/client", headers={"Authorization": ""}) == 200
+    fapi.native_api_disabled = True
+    assert _raw(fapi, "GET", path, headers=auth) == 400
+    fapi.native_api_disabled = False
 
 
 def _minting_tour(fapi: FrontendAPIEmulator) -> None:
@@ -316,10 +374,7 @@ def _minting_tour(fapi: FrontendAPIEmulator) -> None:
     fapi.session_minter = False
 
 
-@pytest.fixture(scope="module")
-def exchanges() -> list[Exchange]:
-    recorded: list[Exchange] = []
-
+def _recorder(recorded: list[Exchange]) -> Callable[[web.Request, bytes, web.Response], None]:
     def record(request: web.Request, body: bytes, response: web.Response) -> None:
         assert isinstance(response.body, bytes)
         recorded.append(
@@ -335,8 +390,14 @@ def exchanges() -> list[Exchange]:
             )
         )
 
+    return record
+
+
+@pytest.fixture(scope="module")
+def exchanges() -> list[Exchange]:
+    recorded: list[Exchange] = []
     with FrontendAPIEmulator(seed=7) as fapi:
-        fapi._exchange_hook = record
+        fapi._exchange_hook = _recorder(recorded)
         _tour(fapi)
     return recorded
 
@@ -491,3 +552,304 @@ def test_the_check_catches_drift(exchanges: list[Exchange], documented: OpenAPI)
     drifted = MockResponse(orjson.dumps(body), status_code=200, content_type="application/json")
     with pytest.raises(Exception, match="not valid"):
         documented.validate_response(_mock_request(exchange), drifted)
+
+
+# -- signing in without a phone: fapi-sign-in.yml and bapi-sign-in-tokens.yml ------------------
+
+
+SIGN_INS = SIGN_IN_WITH_TICKET.path
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _sign_in_raw(
+    fapi: FrontendAPIEmulator, form: dict[str, str], *, authorization: str | None = ""
+) -> int:
+    headers = {**FORM} if authorization is None else {**FORM, "Authorization": authorization}
+    return _raw(fapi, "POST", SIGN_INS, headers=headers, body=urlencode(form).encode())
+
+
+def _bapi_raw(
+    fapi: FrontendAPIEmulator,
+    path: str,
+    body: bytes | None = None,
+    *,
+    key: str | None = None,
+    content_type: str = "application/json",
+) -> int:
+    headers = {"Content-Type": content_type}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return _raw(fapi, "POST", f"/bapi/v1{path}", query="", headers=headers, body=body)
+
+
+def _sign_in_tour(fapi: FrontendAPIEmulator) -> None:
+    jane = fapi.create_user(
+        email="jane+clerk_test@example.com", phone="+12015550100", second_factors=("totp",)
+    )
+    acme = fapi.create_organization("Acme", slug="acme", members={jane.id: "org:admin"})
+    fapi.create_organization("Other", slug="other")
+    key = fapi.secret_key
+    created = orjson.dumps({"user_id": jane.id, "expires_in_seconds": 600})
+    # The Backend API: create (with and without an organization), revoke, and its errors.
+    assert _bapi_raw(fapi, "/sign_in_tokens", created, key=key) == 200
+    assert _bapi_raw(fapi, "/sign_in_tokens", orjson.dumps({"user_id": jane.id}), key=key) == 200
+    in_acme = orjson.dumps({"user_id": jane.id, "org_id": acme.id})
+    assert _bapi_raw(fapi, "/sign_in_tokens", in_acme, key=key) == 200
+    assert _bapi_raw(fapi, "/sign_in_tokens", created) == 401
+    assert _bapi_raw(fapi, "/sign_in_tokens", created, key="sk_test_not-this-one") == 401
+    unknown_user = orjson.dumps({"user_id": "user_missing"})
+    assert _bapi_raw(fapi, "/sign_in_tokens", unknown_user, key=key) == 404
+    not_member = orjson.dumps({"user_id": jane.id, "org_id": "org_missing"})
+    assert _bapi_raw(fapi, "/sign_in_tokens", not_member, key=key) == 404
+    assert _bapi_raw(fapi, "/sign_in_tokens", b"{}", key=key) == 422  # user_id missing
+    short = orjson.dumps({"user_id": jane.id, "expires_in_seconds": 0})
+    assert _bapi_raw(fapi, "/sign_in_tokens", short, key=key) == 422
+    assert _bapi_raw(fapi, "/sign_in_tokens", b"[1]", key=key) == 400
+    as_form = b"user_id=x"
+    form_type = FORM["Content-Type"]
+    assert _bapi_raw(fapi, "/sign_in_tokens", as_form, key=key, content_type=form_type) == 415
+    revocable = fapi.sign_in_token(fapi.create_sign_in_token(jane))
+    assert _bapi_raw(fapi, f"/sign_in_tokens/{revocable.id}/revoke", key=key) == 200
+    assert _bapi_raw(fapi, f"/sign_in_tokens/{revocable.id}/revoke", key=key) == 400
+    assert _bapi_raw(fapi, "/sign_in_tokens/sit_missing/revoke", key=key) == 404
+    assert _bapi_raw(fapi, f"/sign_in_tokens/{revocable.id}/revoke") == 401
+    # FAPI: the ticket sign-in, new device then the same device again, and its errors.
+    with ClerkSessions(frontend_api_url=fapi.url, max_retries=0) as clerk:
+        ticket = fapi.create_sign_in_token(jane, org_id="acme")
+        clerk.sign_in_with_ticket(ticket)
+        clerk.sign_in_with_ticket(fapi.create_sign_in_token(jane))
+        assert _expect_error(clerk.sign_in_with_ticket, ticket) == ("ticket_already_used")
+        assert _expect_error(clerk.sign_in_with_ticket, "not-a-ticket") == "ticket_invalid"
+        device_token = clerk.client_token
+    assert device_token is not None
+    expiring = fapi.create_sign_in_token(jane, 60)
+    fapi.clock.advance(61)
+    assert _sign_in_raw(fapi, {"strategy": "ticket", "ticket": expiring}) == 400
+    assert _sign_in_raw(fapi, {"strategy": "ticket", "ticket": revocable.token}) == 400
+    password = {"strategy": "password", "identifier": "jane", "password": "x"}
+    assert _sign_in_raw(fapi, password) == 422
+    assert _sign_in_raw(fapi, {"strategy": "ticket"}) == 422
+    assert _sign_in_raw(fapi, {"ticket": "t"}) == 422
+    assert _sign_in_raw(fapi, {"strategy": "ticket", "bogus": "1"}) == 422
+    fresh = fapi.create_sign_in_token(jane)
+    assert _sign_in_raw(fapi, {"strategy": "ticket", "ticket": fresh}, authorization="x") == 401
+    assert _sign_in_raw(fapi, {"strategy": "ticket", "ticket": fresh}, authorization=None) == 401
+    assert (
+        _raw(
+            fapi,
+            "POST",
+            SIGN_INS,
+            headers={"Authorization": "", "Content-Type": "application/json"},
+            body=b"{}",
+        )
+        == 415
+    )
+    fapi.native_api_disabled = True
+    assert _sign_in_raw(fapi, {"strategy": "ticket", "ticket": fresh}) == 400
+    fapi.native_api_disabled = False
+    with_device = {"strategy": "ticket", "ticket": fresh}
+    assert _sign_in_raw(fapi, with_device, authorization=device_token) == 200
+
+
+def _sibling_spec(name: str) -> dict[str, Any]:
+    path = spec_path().with_name(name)
+    if not Path(path).is_file():
+        pytest.skip(f"{name} not found beside {spec_path()}")
+    import yaml
+
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def sign_in_spec() -> dict[str, Any]:
+    return _sibling_spec("fapi-sign-in.yml")
+
+
+@pytest.fixture(scope="module")
+def bapi_spec() -> dict[str, Any]:
+    return _sibling_spec("bapi-sign-in-tokens.yml")
+
+
+@pytest.fixture(scope="module")
+def sign_in_exchanges() -> list[Exchange]:
+    recorded: list[Exchange] = []
+    with FrontendAPIEmulator(seed=11) as fapi:
+        fapi._exchange_hook = _recorder(recorded)
+        _sign_in_tour(fapi)
+    return recorded
+
+
+def _is_bapi(exchange: Exchange) -> bool:
+    return exchange.path.startswith("/bapi/")
+
+
+def _sign_in_mock_request(exchange: Exchange) -> MockRequest:
+    if _is_bapi(exchange):
+        host, path = BAPI_HOST, exchange.path.removeprefix("/bapi")
+    else:
+        host, path = SPEC_HOST, exchange.path
+    return MockRequest(
+        host,
+        exchange.method.lower(),
+        path,
+        args=exchange.query,
+        headers=exchange.headers,
+        data=exchange.body or None,
+        content_type=exchange.content_type or "application/json",
+    )
+
+
+def _widen(spec: dict[str, Any], allowed: dict[tuple[int, str], str]) -> OpenAPI:
+    extended = copy.deepcopy(spec)
+    for item in extended["paths"].values():
+        for op in item.values():
+            for status in sorted({status for status, _ in allowed}):
+                op["responses"].setdefault(
+                    str(status),
+                    {
+                        "description": "allowed by the conformance test",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ClerkErrors"}
+                            }
+                        },
+                    },
+                )
+    return OpenAPI.from_dict(nullable_compositions(extended))
+
+
+def test_the_sign_in_tour_covers_each_route_with_successes_and_errors(
+    sign_in_exchanges: list[Exchange],
+) -> None:
+    def answers(kind: str) -> set[tuple[int, str | None]]:
+        found = set()
+        for e in sign_in_exchanges:
+            if kind in e.path:
+                found.add((e.status, _error_code(e) if e.status >= 400 else None))
+        return found
+
+    assert answers("/v1/client/sign_ins") >= {
+        (200, None),
+        (400, "ticket_invalid"),
+        (400, "ticket_expired"),
+        (400, "ticket_already_used"),
+        (400, "native_api_disabled"),
+        (422, "form_param_value_invalid"),
+        (422, "form_param_missing"),
+        (422, "form_param_unknown"),
+    }
+    assert answers("/sign_in_tokens") >= {
+        (200, None),
+        (401, "authorization_header_format_invalid"),
+        (401, "clerk_key_invalid"),
+        (404, "resource_not_found"),
+        (422, "form_param_missing"),
+        (422, "form_param_value_invalid"),
+    }
+    assert answers("/revoke") >= {
+        (200, None),
+        (400, "sign_in_token_cannot_be_revoked_code"),
+        (404, "resource_not_found"),
+    }
+
+
+def test_every_sign_in_and_backend_answer_matches_its_spec(
+    sign_in_exchanges: list[Exchange], sign_in_spec: dict[str, Any], bapi_spec: dict[str, Any]
+) -> None:
+    checks = {
+        True: (
+            OpenAPI.from_dict(nullable_compositions(bapi_spec)),
+            _widen(bapi_spec, BAPI_UNDOCUMENTED),
+            BAPI_UNDOCUMENTED,
+        ),
+        False: (
+            OpenAPI.from_dict(nullable_compositions(sign_in_spec)),
+            _widen(sign_in_spec, SIGN_IN_UNDOCUMENTED),
+            SIGN_IN_UNDOCUMENTED,
+        ),
+    }
+    seen: set[tuple[int, str]] = set()
+    for exchange in sign_in_exchanges:
+        documented, widened, allowed = checks[_is_bapi(exchange)]
+        request = _sign_in_mock_request(exchange)
+        response = MockResponse(
+            exchange.response, status_code=exchange.status, content_type="application/json"
+        )
+        try:
+            documented.validate_response(request, response)
+        except Exception:
+            widened.validate_response(request, response)
+            answer = (exchange.status, _error_code(exchange))
+            assert answer in allowed, f"{exchange!r}: {answer} invalid and not allowed"
+            seen.add(answer)
+    assert seen == set(SIGN_IN_UNDOCUMENTED) | set(BAPI_UNDOCUMENTED)
+
+
+def test_every_sign_in_and_backend_request_accepted_matches_its_spec(
+    sign_in_exchanges: list[Exchange], sign_in_spec: dict[str, Any], bapi_spec: dict[str, Any]
+) -> None:
+    sign_in = OpenAPI.from_dict(nullable_compositions(sign_in_spec))
+    bapi = OpenAPI.from_dict(nullable_compositions(bapi_spec))
+    accepted = [e for e in sign_in_exchanges if e.status == 200]
+    assert len(accepted) == 7  # 3 creates, 1 revoke, 3 sign-ins
+    allowed_seen: set[tuple[str, str, str]] = set()
+    for exchange in accepted:
+        request = _sign_in_mock_request(exchange)
+        (bapi if _is_bapi(exchange) else sign_in).validate_request(request)
+        if _is_bapi(exchange):
+            continue
+        declared = _declared(sign_in_spec, SIGN_IN_WITH_TICKET)
+        for name in exchange.query:
+            if name not in declared["query"]:
+                entry = ("createSignIn", "query", name)
+                assert entry in SIGN_IN_UNDOCUMENTED_PARAMETERS, f"{exchange!r}: query {name!r}"
+                allowed_seen.add(entry)
+        for name, _ in parse_qsl(exchange.body.decode(), keep_blank_values=True):
+            assert name in declared["form"], f"{exchange!r}: form {name!r} not in the spec"
+    assert allowed_seen == set(SIGN_IN_UNDOCUMENTED_PARAMETERS)
+
+
+def test_the_emulator_accepts_every_form_field_of_create_sign_in_and_no_other(
+    sign_in_spec: dict[str, Any],
+) -> None:
+    """Only the ticket strategy signs in, but a field the spec declares is never "unknown"."""
+    from clerk_sessions.testing._emulator import _SIGN_IN_FORM_FIELDS
+
+    assert _declared(sign_in_spec, SIGN_IN_WITH_TICKET)["form"] == _SIGN_IN_FORM_FIELDS
+
+
+def test_a_completed_ticket_sign_in_has_the_spec_shape_with_the_new_session(
+    sign_in_exchanges: list[Exchange],
+) -> None:
+    first = next(e for e in sign_in_exchanges if "sign_ins" in e.path and e.status == 200)
+    body = orjson.loads(first.response)
+    sign_in, client = body["response"], body["client"]
+    assert (sign_in["object"], sign_in["status"]) == ("sign_in_attempt", "complete")
+    assert sign_in["first_factor_verification"]["strategy"] == "ticket"
+    assert [s["id"] for s in client["sessions"]] == [sign_in["created_session_id"]]
+    assert client["last_active_session_id"] == sign_in["created_session_id"]
+    assert client["last_authentication_strategy"] == "ticket"
+    assert client["sign_in"] is None
+
+
+def test_the_sign_in_check_catches_drift(
+    sign_in_exchanges: list[Exchange], sign_in_spec: dict[str, Any], bapi_spec: dict[str, Any]
+) -> None:
+    """One wrong value in each answer fails its validation: the checks above have teeth."""
+    sign_in = next(e for e in sign_in_exchanges if "sign_ins" in e.path and e.status == 200)
+    body = orjson.loads(sign_in.response)
+    body["response"]["status"] = "signed_in"
+    with pytest.raises(Exception, match="not valid"):
+        OpenAPI.from_dict(nullable_compositions(sign_in_spec)).validate_response(
+            _sign_in_mock_request(sign_in),
+            MockResponse(orjson.dumps(body), status_code=200, content_type="application/json"),
+        )
+    created = next(e for e in sign_in_exchanges if _is_bapi(e) and e.status == 200)
+    token = orjson.loads(created.response)
+    token["status"] = "used"
+    with pytest.raises(Exception, match="not valid"):
+        OpenAPI.from_dict(nullable_compositions(bapi_spec)).validate_response(
+            _sign_in_mock_request(created),
+            MockResponse(orjson.dumps(token), status_code=200, content_type="application/json"),
+        )

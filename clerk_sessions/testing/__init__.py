@@ -9,6 +9,10 @@ Install with ``pip install "clerk-sessions[testing]"``. ::
         async with fapi.async_client(device) as clerk:
             token = await clerk.create_session_token(device.session_id)
 
+Signing in without a phone: ``fapi.create_sign_in_token(user)`` makes a ticket (or ``POST
+{fapi.backend_api_url}/v1/sign_in_tokens`` with ``Authorization: Bearer {fapi.secret_key}``),
+and the SDK's ``sign_in_with_ticket(ticket)`` signs in with it.
+
 With pytest, the fixtures ``clerk_emulator``, ``clerk_device``, ``clerk_client`` (async) and
 ``clerk_sync_client`` come from the package's pytest plugin (``clerk_sessions.pytest_plugin``).
 """
@@ -31,6 +35,7 @@ from ._world import (
     OrganizationRecord,
     OutboxMessage,
     SessionRecord,
+    SignInTokenRecord,
     UserRecord,
 )
 
@@ -44,6 +49,7 @@ __all__ = [
     "OutboxMessage",
     "RecordedRequest",
     "SessionRecord",
+    "SignInTokenRecord",
     "SignedIn",
     "UserRecord",
 ]

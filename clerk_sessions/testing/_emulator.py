@@ -5,13 +5,21 @@ exactly the paths the SDK calls. Each request passes, in order: fault injection,
 and header rules of ``../shared/docs/fapi-protocol.md`` §2-§3, form validation, the operation,
 then optional client-token rotation. Every request is logged with its credentials redacted,
 and every answer's ``Date`` header is on the emulator's clock.
+
+Beside the Frontend API, the same server answers two Backend API routes under ``/bapi/v1``
+(``backend_api_url`` + ``/v1``): create and revoke a sign-in token (§13), authenticated with
+``Authorization: Bearer <secret_key>``. Their JSON bodies follow Clerk's Backend API, not FAPI's
+form rules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import re
+import secrets
+import string
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
@@ -25,13 +33,19 @@ from aiohttp import web
 
 from clerk_sessions._client import AsyncClerkSessions
 from clerk_sessions._constants import DEFAULT_API_VERSION
-from clerk_sessions._operations import CREATE_SESSION_TOKEN, OPERATIONS, Operation
+from clerk_sessions._operations import (
+    CREATE_SESSION_TOKEN,
+    OPERATIONS,
+    SIGN_IN_WITH_TICKET,
+    Operation,
+)
 from clerk_sessions._runtime import Runtime
 from clerk_sessions._sync import ClerkSessions
 
 from ._faults import Fault, FaultPlan, default_code
 from ._signing import Signer
 from ._world import (
+    SIGN_IN_TOKEN_LIFETIME,
     ClientRecord,
     Clock,
     FapiError,
@@ -40,17 +54,43 @@ from ._world import (
     OrganizationRecord,
     OutboxMessage,
     SessionRecord,
+    SignInTokenRecord,
     UserRecord,
     World,
     totp_code,
 )
 
 _FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
 _SECRET_FORM_FIELDS = frozenset(
-    {"password", "code", "proof_token", "public_key_credential", "token"}
+    {"password", "code", "proof_token", "public_key_credential", "token", "ticket"}
 )
-_SECRET_QUERY_PARAMS = frozenset({"expired_token"})
-"""A session JWT in a query string lands in access logs (why Clerk moved it to the body, §7b)."""
+"""Credentials in a form body: a sign-in ticket signs its holder in, like a password."""
+_SECRET_QUERY_PARAMS = frozenset({"expired_token", "ticket", "__clerk_ticket"})
+"""A session JWT in a query string lands in access logs (why Clerk moved it to the body, §7b);
+a ticket in one (a sign-in token's ``url``) is a credential too."""
+_SIGN_IN_FORM_FIELDS = frozenset(
+    {
+        "strategy",
+        "identifier",
+        "password",
+        "ticket",
+        "redirect_url",
+        "action_complete_redirect_url",
+        "transfer",
+        "code",
+        "token",
+        "oidc_login_hint",
+        "oidc_prompt",
+        "proof_token",
+        "trusted_device_id",
+    }
+)
+"""Every form field ``createSignIn`` declares (fapi-sign-in.yml): all are accepted, but only the
+ticket strategy signs in here."""
+BACKEND_API_PREFIX = "/bapi"
+"""The Backend API's root on the emulator's server (``https://api.clerk.com`` in production)."""
+_SIGN_IN_TOKEN_FIELDS = frozenset({"user_id", "expires_in_seconds", "org_id"})
 _SECRET_HEADERS = frozenset({"authorization", "cookie"})
 _REDACTED = "[redacted]"
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -110,6 +150,20 @@ class _Route:
     handler: Callable[..., Json]
     public: bool = False
     """Served without Clerk's native-auth rules (the JWKS, like Clerk's own)."""
+    backend: bool = False
+    """A Backend API route: secret-key auth and JSON bodies instead of FAPI's rules."""
+    signed_out: bool = False
+    """A FAPI route that works without a client token too (it makes a client)."""
+    form_fields: frozenset[str] | None = None
+    """The form fields accepted, when not the operation's own."""
+    name: str | None = None
+    """What the request log calls it (the operation's name by default)."""
+
+    @property
+    def log_name(self) -> str | None:
+        if self.name is not None:
+            return self.name
+        return self.operation.name if self.operation is not None else None
 
 
 def _path_regex(template: str) -> re.Pattern[str]:
@@ -162,6 +216,18 @@ class FrontendAPIEmulator:
     Every answer's ``Date`` header is on ``clock`` (an RFC 7231 IMF-fixdate), so it agrees
     with the ``iat`` of the tokens minted; ``async_client``/``sync_client`` make clients that
     follow ``clock`` too.
+
+    Signing in without a phone (fapi-protocol §13): ``secret_key`` (an ``sk_test_`` key, new
+    for each emulator) authenticates the Backend API routes at ``backend_api_url``
+    (``POST {backend_api_url}/v1/sign_in_tokens`` and ``.../sign_in_tokens/{id}/revoke``;
+    Clerk's ``clerk-backend-api`` package takes ``server_url=backend_api_url + "/v1"``), and
+    ``POST /v1/client/sign_ins?_is_native=1`` with ``strategy=ticket&ticket=<token>`` signs the
+    token's user in: an empty ``Authorization`` makes a new client, a client token adds a
+    session to that client; either way the answer's ``Authorization`` header carries a new
+    client token. ``create_sign_in_token`` makes a ticket without the HTTP call. A ticket works
+    once and expires on ``clock``. ``native_api_disabled`` (an attribute too) makes every
+    native request answer ``400 native_api_disabled``, as an instance whose Native API is off
+    in the dashboard does.
     """
 
     def __init__(
@@ -174,6 +240,7 @@ class FrontendAPIEmulator:
         reject_stale_client_tokens: bool = False,
         require_expired_token: bool = False,
         session_minter: bool = False,
+        native_api_disabled: bool = False,
         clock: Clock | None = None,
         seed: int | None = None,
     ) -> None:
@@ -193,6 +260,10 @@ class FrontendAPIEmulator:
         """Answer ``422 missing_expired_token`` to ``/tokens`` without ``?expired_token=``."""
         self.session_minter = session_minter
         """Expect ``/tokens`` to carry the previous session JWT (body ``token``)."""
+        self.native_api_disabled = native_api_disabled
+        """Answer every native request (``_is_native=1``) ``400 native_api_disabled``."""
+        alphabet = string.ascii_letters + string.digits
+        self._secret_key = "sk_test_" + "".join(secrets.choice(alphabet) for _ in range(42))
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -310,6 +381,23 @@ class FrontendAPIEmulator:
         return "pk_test_" + base64.b64encode(f"{host}$".encode()).decode().rstrip("=")
 
     @property
+    def secret_key(self) -> str:
+        """This instance's Backend API secret key (``sk_test_…``, random per emulator): send it
+        as ``Authorization: Bearer <secret_key>`` to ``backend_api_url``. Never logged."""
+        return self._secret_key
+
+    @property
+    def backend_api_url(self) -> str:
+        """The Backend API's base URL, like ``https://api.clerk.com``: its routes are under
+        ``{backend_api_url}/v1/...``. For Clerk's ``clerk-backend-api`` package, whose
+        ``server_url`` already ends in ``/v1``, pass ``server_url=backend_api_url + "/v1"``."""
+        return f"{self.url}{BACKEND_API_PREFIX}"
+
+    def __repr__(self) -> str:
+        where = self.url if self._runner is not None else "not started"
+        return f"<FrontendAPIEmulator {where}>"
+
+    @property
     def jwks_url(self) -> str:
         return f"{self.url}/.well-known/jwks.json"
 
@@ -395,6 +483,37 @@ class FrontendAPIEmulator:
                 token = client.current_token  # the device's token may have rotated since
             session = self._world.sign_in(record, client, active_organization_id)
             return SignedIn(token, client.id, session.id, record.id)
+
+    def create_sign_in_token(
+        self,
+        user: UserRecord | str,
+        expires_in_seconds: int = SIGN_IN_TOKEN_LIFETIME,
+        *,
+        org_id: str | None = None,
+    ) -> str:
+        """A sign-in token (ticket) for ``user``, as ``POST /v1/sign_in_tokens`` makes it, without
+        the call: sign in with it through the SDK (``sign_in_with_ticket``). It works once and
+        expires ``expires_in_seconds`` after now on ``clock``; with ``org_id`` (an ID or slug of
+        one of the user's organizations) the session starts in that organization."""
+        if expires_in_seconds < 1:
+            raise ValueError(f"expires_in_seconds must be at least 1, got {expires_in_seconds}")
+        with self._world.lock:
+            record = self._world.user(user if isinstance(user, str) else user.id)
+            org = None
+            if org_id is not None:
+                org = self._world._membership(record, org_id, status=ValueError).id
+            return self._world.create_sign_in_token(record, expires_in_seconds, org).token
+
+    def sign_in_token(self, ticket_or_id: str) -> SignInTokenRecord:
+        """The record of a sign-in token, by its ticket or its ``sit_`` id (``status`` is
+        ``pending``, ``accepted`` once used, or ``revoked``)."""
+        with self._world.lock:
+            record = self._world.sign_in_tokens.get(
+                ticket_or_id
+            ) or self._world.sign_in_token_by_ticket(ticket_or_id)
+            if record is None:
+                raise KeyError("no such sign-in token in this emulator")
+            return record
 
     def session(self, session_id: str) -> SessionRecord:
         """The session's record (status, active organization, reverification, ...)."""
@@ -510,8 +629,162 @@ class FrontendAPIEmulator:
             _Route("GET", _path_regex("/v1/client"), None, self._get_client),
             _Route("GET", _path_regex("/v1/jwks"), None, self.jwks, public=True),
             _Route("GET", _path_regex("/.well-known/jwks.json"), None, self.jwks, public=True),
+            _Route(
+                SIGN_IN_WITH_TICKET.method,
+                _path_regex(SIGN_IN_WITH_TICKET.path),
+                SIGN_IN_WITH_TICKET,
+                self._sign_in_with_ticket,
+                signed_out=True,
+                form_fields=_SIGN_IN_FORM_FIELDS,
+            ),
+            _Route(
+                "POST",
+                _path_regex(f"{BACKEND_API_PREFIX}/v1/sign_in_tokens"),
+                None,
+                self._bapi_create_sign_in_token,
+                backend=True,
+                name="create_sign_in_token",
+            ),
+            _Route(
+                "POST",
+                _path_regex(f"{BACKEND_API_PREFIX}/v1/sign_in_tokens/{{sign_in_token_id}}/revoke"),
+                None,
+                self._bapi_revoke_sign_in_token,
+                backend=True,
+                name="revoke_sign_in_token",
+            ),
         ]
         return routes
+
+    def _sign_in_with_ticket(self, *, auth: _Auth, form: Mapping[str, str]) -> Json:
+        """``POST /v1/client/sign_ins``, ticket strategy: a complete sign-in and a new session on
+        the caller's client (a new client when ``Authorization`` is empty). Every check runs
+        before anything changes, so a refused ticket leaves no client behind and stays as it
+        was."""
+        world = self._world
+        strategy = form["strategy"]
+        if strategy != "ticket":
+            raise FapiError(
+                422,
+                "form_param_value_invalid",
+                "is invalid",
+                f"{strategy} does not match one of the allowed values for parameter strategy "
+                "(this emulator signs in with the ticket strategy only).",
+                meta={"param_name": "strategy"},
+            )
+        ticket = form.get("ticket", "")
+        if not ticket:
+            raise FapiError(
+                422,
+                "form_param_missing",
+                "is missing",
+                "ticket must be included.",
+                meta={"param_name": "ticket"},
+            )
+        record = world.usable_sign_in_token(ticket)
+        user = world.users[record.user_id]
+        org_id = None
+        if record.org_id is not None:  # the user may have left the organization since
+            org_id = world._membership(user, record.org_id).id
+        now = self.clock.now()
+        if auth.client is None:
+            client, token = world.new_client()
+        else:
+            client = auth.client
+            token = world.issue_client_token(client)  # a sign-in rotates the client token
+        world.accept_sign_in_token(record)
+        session = world.sign_in(user, client, org_id, strategy="ticket")
+        auth.client, auth.generation, auth.issued_token = client, client.token_generation, token
+        return {
+            "response": world.render_sign_in(world.new_id("sia"), session, now),
+            "client": world.render_client(client),
+        }
+
+    # --- the Backend API (sign-in tokens) ---
+
+    def _check_secret_key(self, request: web.Request) -> None:
+        """Clerk's Backend API auth: ``Authorization: Bearer <secret key>``. A missing or
+        malformed header and a wrong key are two different 401s."""
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not key.strip():
+            raise FapiError(
+                401,
+                "authorization_header_format_invalid",
+                "Invalid Authorization header format",
+                "Invalid Authorization header format. Must be 'Bearer <YOUR_API_KEY>'",
+            )
+        if not hmac.compare_digest(key.strip().encode(), self._secret_key.encode()):
+            message = (
+                "The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key "
+                "is correct."
+            )
+            raise FapiError(401, "clerk_key_invalid", message, message)
+
+    def _bapi_create_sign_in_token(
+        self, *, request: web.Request, body: bytes, params: Mapping[str, str]
+    ) -> Json:
+        self._check_secret_key(request)
+        data = _json_object(request, body)
+        unknown = sorted(set(data) - _SIGN_IN_TOKEN_FIELDS)
+        if unknown:
+            raise FapiError(
+                422,
+                "form_param_unknown",
+                "is unknown",
+                f"{unknown[0]} is not a valid parameter for this request.",
+                meta={"param_name": unknown[0]},
+            )
+        user_id = data.get("user_id")
+        if user_id is None:
+            raise FapiError(
+                422,
+                "form_param_missing",
+                "is missing",
+                "user_id must be included.",
+                meta={"param_name": "user_id"},
+            )
+        expires = data.get("expires_in_seconds")
+        expires = SIGN_IN_TOKEN_LIFETIME if expires is None else expires
+        org_ref = data.get("org_id")
+        _json_type(user_id, str, "user_id", "string")
+        _json_type(expires, int, "expires_in_seconds", "integer")
+        if org_ref is not None:
+            _json_type(org_ref, str, "org_id", "string")
+        if expires < 1:
+            raise FapiError(
+                422,
+                "form_param_value_invalid",
+                "is invalid",
+                "expires_in_seconds must be at least 1.",
+                meta={"param_name": "expires_in_seconds"},
+            )
+        world = self._world
+        user = world.users.get(user_id)
+        if user is None:
+            raise FapiError(
+                404,
+                "resource_not_found",
+                "not found",
+                f"No user was found with id {user_id}",
+                meta={"param_name": "user_id"},
+            )
+        org_id = None
+        if org_ref is not None:
+            org = world.organizations.get(org_ref)
+            if org is None:
+                raise FapiError(
+                    404, "resource_not_found", "not found", "Given organization not found."
+                )
+            org_id = world._membership(user, org.id).id
+        record = world.create_sign_in_token(user, expires, org_id)
+        return world.render_sign_in_token(record, with_token=True)
+
+    def _bapi_revoke_sign_in_token(
+        self, *, request: web.Request, body: bytes, params: Mapping[str, str]
+    ) -> Json:
+        self._check_secret_key(request)
+        record = self._world.revoke_sign_in_token(params["sign_in_token_id"])
+        return self._world.render_sign_in_token(record, with_token=False)
 
     def _create_client(self, *, auth: _Auth, form: Mapping[str, str]) -> Json:
         # POST /v1/client mints a client; its token goes out in the Authorization header.
@@ -553,12 +826,13 @@ class FrontendAPIEmulator:
         path = request.path
         headers = dict(request.headers)
         form_pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        logged_pairs = _json_pairs(body) if request.content_type == _JSON else form_pairs
         log = {
             "method": method,
             "path": path,
             "query": _redact(request.query.items(), _SECRET_QUERY_PARAMS),
             "headers": _redact_headers(headers),
-            "form": _redact(form_pairs, _SECRET_FORM_FIELDS),
+            "form": _redact(logged_pairs, _SECRET_FORM_FIELDS),
             "sent_token": any(name == "token" and value for name, value in form_pairs),
             "expired_token": bool(request.query.get("expired_token")),
             "force_origin": ("force_origin", "true") in form_pairs,
@@ -583,7 +857,7 @@ class FrontendAPIEmulator:
                     return web.Response(status=500)
             with self._world.lock:
                 route, params = self._route(method, request)
-                operation = route.operation.name if route.operation else None
+                operation = route.log_name
                 status, answer, out_headers = (
                     200,
                     self._serve(route, params, request, body, form_pairs, auth),
@@ -680,12 +954,14 @@ class FrontendAPIEmulator:
     ) -> Json:
         if route.public:
             return route.handler()
+        if route.backend:
+            return route.handler(request=request, body=body, params=params)
         self._check_headers(request)
-        form = _validated_form(route.operation, request, body, form_pairs)
+        form = _validated_form(route, request, body, form_pairs)
         auth.authenticate(
             self._world, request.headers.get("Authorization"), self.reject_stale_client_tokens
         )
-        if route.operation is None:
+        if route.operation is None or route.signed_out:
             return route.handler(auth=auth, form=form)
         if auth.client is None:
             raise FapiError(
@@ -707,6 +983,14 @@ class FrontendAPIEmulator:
 
     def _check_headers(self, request: web.Request) -> None:
         native = request.query.get("_is_native")
+        if native in ("1", "true") and self.native_api_disabled:
+            raise FapiError(
+                400,
+                "native_api_disabled",
+                "Native API disabled",
+                "The Native API is disabled for this instance. Visit the Clerk Dashboard to "
+                "enable it.",
+            )
         if native not in ("1", "true"):
             raise FapiError(
                 401,
@@ -767,12 +1051,13 @@ class _Auth:
 
 
 def _validated_form(
-    operation: Operation[Any] | None,
+    route: _Route,
     request: web.Request,
     body: bytes,
     pairs: list[tuple[str, str]],
 ) -> dict[str, str]:
     """Clerk's form rules (§4): urlencoded; no unknown or repeated fields; required ones present."""
+    operation = route.operation
     if body and request.content_type != _FORM:
         raise FapiError(
             415,
@@ -781,7 +1066,10 @@ def _validated_form(
             f"Send {_FORM} bodies, not {request.content_type}.",
         )
     # The spec's fields, and those Clerk's clients send although the spec omits them (§7b).
-    allowed = set(operation.form_fields) if operation is not None else set()
+    if route.form_fields is not None:
+        allowed = set(route.form_fields)
+    else:
+        allowed = set(operation.form_fields) if operation is not None else set()
     form: dict[str, str] = {}
     for name, value in pairs:
         if name not in allowed:
@@ -811,6 +1099,57 @@ def _validated_form(
                 meta={"param_name": name},
             )
     return form
+
+
+def _json_object(request: web.Request, body: bytes) -> dict[str, Any]:
+    """A Backend API request's JSON object (no body: an empty one)."""
+    if not body.strip():
+        return {}
+    if request.content_type != _JSON:
+        raise FapiError(
+            415,
+            "unsupported_content_type",
+            "Unsupported content type",
+            f"Content-Type {request.content_type} is unsupported. You should use {_JSON} instead.",
+        )
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise FapiError(
+            400,
+            "request_body_invalid",
+            "Request body invalid",
+            "The request body is invalid. Please consult the API documentation for more "
+            "information.",
+        )
+    return value
+
+
+def _json_type(value: Any, kind: type, name: str, kind_name: str) -> None:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise FapiError(
+            422,
+            "form_param_value_invalid",
+            "is invalid",
+            f"{name} is invalid. Received {type(value).__name__}, must be of type {kind_name}.",
+            meta={"param_name": name},
+        )
+
+
+def _json_pairs(body: bytes) -> list[tuple[str, str]]:
+    """A JSON object body as the request log's (name, value) pairs."""
+    try:
+        value = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(value, dict):
+        return []
+    return [
+        (str(name), item if isinstance(item, str) else orjson.dumps(item).decode())
+        for name, item in value.items()
+    ]
 
 
 def _html_page(status: int) -> str:

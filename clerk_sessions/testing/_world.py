@@ -1,9 +1,11 @@
 """The emulator's state and Clerk's rules for it: pure Python, no I/O.
 
-Records (users, organizations, clients, sessions, JWT templates) live in one ``World``. Each of
-the twelve operations is a method taking the caller's client, the path parameters and the form,
-and returning the JSON body, or raising ``FapiError`` with Clerk's status and error ``code``
-(``../shared/docs/fapi-protocol.md`` §5, §8, §9). ``_render`` turns records into the spec's shapes.
+Records (users, organizations, clients, sessions, JWT templates, sign-in tokens) live in one
+``World``. Each of the twelve operations is a method taking the caller's client, the path
+parameters and the form, and returning the JSON body, or raising ``FapiError`` with Clerk's status
+and error ``code`` (``../shared/docs/fapi-protocol.md`` §5, §8, §9). Sign-in tokens ("tickets",
+§13) are made and revoked here and redeemed by the ticket sign-in. ``render_*`` turn records into
+the spec's shapes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ SESSION_ABANDON_AFTER = 30 * 86_400
 CODE_LIFETIME = 600
 """A one-time code expires after 10 minutes."""
 MAX_CODE_ATTEMPTS = 3
+SIGN_IN_TOKEN_LIFETIME = 30 * 86_400
+"""A sign-in token's default lifetime (the Backend API's ``expires_in_seconds``: 30 days)."""
+SIGN_IN_ABANDON_AFTER = 86_400
 STALE_CLIENT_TOKEN_GRACE = 10.0
 """Seconds a rotated-away client token still works: requests already in flight carry it."""
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -251,6 +256,23 @@ class ClientRecord:
     current_token: str = attrs.field(default="", repr=False)
     superseded_at: dict[int, float] = attrs.Factory(dict)
     """Token generation → when a newer token replaced it."""
+    last_authentication_strategy: str | None = None
+
+
+@attrs.define
+class SignInTokenRecord:
+    """A sign-in token of the Backend API (``POST /v1/sign_in_tokens``): ``pending`` until a
+    ticket sign-in uses it (``accepted``) or it is revoked (``revoked``); it works once, and
+    not after ``expire_at`` (on the emulator's clock)."""
+
+    id: str
+    user_id: str
+    org_id: str | None
+    token: str = attrs.field(repr=False)
+    status: str
+    created_at: float
+    updated_at: float
+    expire_at: float
 
 
 @attrs.frozen
@@ -307,6 +329,10 @@ class World:
         self.sessions: dict[str, SessionRecord] = {}
         self.client_tokens: dict[str, tuple[str, int]] = {}
         """client token → (client id, generation)."""
+        self.sign_in_tokens: dict[str, SignInTokenRecord] = {}
+        """sign-in token id → record."""
+        self.sign_in_token_ids: dict[str, str] = {}
+        """ticket (the token itself) → sign-in token id."""
         self.outbox: list[OutboxMessage] = []
 
     def new_id(self, prefix: str) -> str:
@@ -402,7 +428,11 @@ class World:
         return token
 
     def sign_in(
-        self, user: UserRecord, client: ClientRecord, active_organization_id: str | None
+        self,
+        user: UserRecord,
+        client: ClientRecord,
+        active_organization_id: str | None,
+        strategy: str = "email_code",
     ) -> SessionRecord:
         if active_organization_id is not None:  # an ID or a slug, like touch
             org_id = self._membership(user, active_organization_id, status=ValueError).id
@@ -426,9 +456,108 @@ class World:
         self.sessions[session.id] = session
         client.session_ids.append(session.id)
         client.last_active_session_id = session.id
+        client.last_authentication_strategy = strategy
         client.updated_at = now
         session.last_active_token = self.mint_session_token(session, org_id)
         return session
+
+    # --- sign-in tokens ("tickets", fapi-protocol §13) ---
+
+    def create_sign_in_token(
+        self, user: UserRecord, expires_in_seconds: int, org_id: str | None
+    ) -> SignInTokenRecord:
+        """A pending sign-in token; its ``token`` is a JWT signed by this instance, like
+        Clerk's (``sid`` = the token's id, ``st`` = ``sign_in_token``, ``exp``)."""
+        now = self.clock.now()
+        token_id = self.new_id("sit")
+        expire_at = now + expires_in_seconds
+        token = self.signer.sign(
+            {
+                "exp": int(expire_at),
+                "iid": self.signer.key_id,
+                "sid": token_id,
+                "st": "sign_in_token",
+            }
+        )
+        record = SignInTokenRecord(
+            id=token_id,
+            user_id=user.id,
+            org_id=org_id,
+            token=token,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            expire_at=expire_at,
+        )
+        self.sign_in_tokens[token_id] = record
+        self.sign_in_token_ids[token] = token_id
+        return record
+
+    def sign_in_token_by_ticket(self, ticket: str) -> SignInTokenRecord | None:
+        token_id = self.sign_in_token_ids.get(ticket)
+        return None if token_id is None else self.sign_in_tokens[token_id]
+
+    def usable_sign_in_token(self, ticket: str) -> SignInTokenRecord:
+        """The pending, unexpired sign-in token ``ticket`` is, or Clerk's error: all 400, with
+        the codes ``fapi-protocol.md`` §13 names (``ticket_invalid``, ``ticket_expired``,
+        ``ticket_already_used``; a revoked ticket is ``ticket_invalid``). Clerk's public error
+        catalogue spells some of them with a ``_code`` suffix; the SDK keeps whichever code a
+        server sends."""
+        record = self.sign_in_token_by_ticket(ticket)
+        if record is None:
+            raise FapiError(
+                400,
+                "ticket_invalid",
+                "ticket is invalid",
+                "This ticket is invalid. Make sure you're using a valid ticket generated by Clerk.",
+            )
+        if record.status == "revoked":
+            raise FapiError(
+                400,
+                "ticket_invalid",
+                "sign in token has been revoked",
+                "This sign in token has been revoked and cannot be used anymore.",
+            )
+        if record.status == "accepted":
+            raise FapiError(
+                400,
+                "ticket_already_used",
+                "sign in token has already been used",
+                "This sign in token has already been used. Each token can only be used once.",
+            )
+        if self.clock.now() >= record.expire_at:
+            raise FapiError(
+                400,
+                "ticket_expired",
+                "ticket has expired",
+                "This ticket has expired and cannot be used anymore.",
+            )
+        return record
+
+    def accept_sign_in_token(self, record: SignInTokenRecord) -> None:
+        record.status = "accepted"
+        record.updated_at = self.clock.now()
+
+    def revoke_sign_in_token(self, token_id: str) -> SignInTokenRecord:
+        record = self.sign_in_tokens.get(token_id)
+        if record is None:
+            raise FapiError(
+                404,
+                "resource_not_found",
+                "not found",
+                f"No sign in token was found with id {token_id}",
+            )
+        if record.status != "pending":
+            raise FapiError(
+                400,
+                "sign_in_token_cannot_be_revoked_code",
+                "cannot revoke",
+                f"Sign in token cannot be revoked because its status is {record.status}. "
+                "Only pending tokens can be revoked.",
+            )
+        record.status = "revoked"
+        record.updated_at = self.clock.now()
+        return record
 
     def create_template(self, name: str, claims: Mapping[str, Any], lifetime: int) -> None:
         self.templates[name] = TemplateRecord(name, dict(claims), lifetime)
@@ -1007,12 +1136,59 @@ class World:
             "sign_in": None,
             "sign_up": None,
             "last_active_session_id": client.last_active_session_id,
-            "last_authentication_strategy": "email_code" if sessions else None,
+            "last_authentication_strategy": client.last_authentication_strategy
+            if sessions
+            else None,
             "cookie_expires_at": None,
             "captcha_bypass": False,
             "created_at": _ms(client.created_at),
             "updated_at": _ms(client.updated_at),
         }
+
+    def render_sign_in(self, sign_in_id: str, session: SessionRecord, created_at: float) -> Json:
+        """A completed ticket sign-in (``Client.SignIn-2``)."""
+        user = self.users[session.user_id]
+        return {
+            "object": "sign_in_attempt",
+            "id": sign_in_id,
+            "status": "complete",
+            "supported_identifiers": ["email_address", "phone_number", "username"],
+            "supported_first_factors": _first_factors(user),
+            "supported_second_factors": _second_factors(user),
+            "first_factor_verification": {
+                "object": "verification_ticket",
+                "status": "verified",
+                "strategy": "ticket",
+                "attempts": None,
+                "expire_at": None,
+            },
+            "second_factor_verification": None,
+            "identifier": user.identifier,
+            "user_data": {
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "image_url": _image_url(user.id),
+                "has_image": False,
+            },
+            "created_session_id": session.id,
+            "abandon_at": _ms(created_at + SIGN_IN_ABANDON_AFTER),
+        }
+
+    def render_sign_in_token(self, record: SignInTokenRecord, *, with_token: bool) -> Json:
+        """The Backend API's ``SignInToken``. Only the creating answer carries the token (and
+        the URL that embeds it): a revoke answer does not hand the credential out again."""
+        body: Json = {
+            "object": "sign_in_token",
+            "id": record.id,
+            "status": record.status,
+            "user_id": record.user_id,
+        }
+        if with_token:
+            body["token"] = record.token
+            body["url"] = f"{self.issuer}/v1/tickets/accept?ticket={record.token}"
+        body["created_at"] = _ms(record.created_at)
+        body["updated_at"] = _ms(record.updated_at)
+        return body
 
     def render_user(self, user: UserRecord) -> Json:
         created = _ms(user.created_at)
