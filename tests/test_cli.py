@@ -746,3 +746,339 @@ def test_session_minter_flag_beats_the_environment(
     )
     client = Settings.from_args(args).client(Output(json_mode=True))
     assert client._shared.session_minter is expected
+
+
+# --- login (issue #13 item 7) -----------------------------------------------------------------
+
+
+def _login(cli: Any, world: World, token_file: Path, *args: str) -> Run:
+    """``login`` as a new device: the Frontend API URL and the token file, nothing else."""
+    options = ["--frontend-api-url", world.fapi.url, "--client-token-file", str(token_file)]
+    result: Run = cli(*options, "login", *args, configured=False)
+    return result
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".clerk-token-"))
+
+
+def test_login_with_a_ticket_saves_the_token_and_prints_the_session(
+    world: World, cli: Any, tmp_path: Path
+) -> None:
+    ticket = world.fapi.create_sign_in_token(world.user)
+    token_file = tmp_path / "device.token"
+    result = _login(cli, world, token_file, "--ticket", ticket)
+    assert result.code == EXIT_OK, result.err
+    session_id = result.out.strip()
+    assert result.out == session_id + "\n"  # SID=$(clerk-sessions login …)
+    assert world.fapi.session(session_id).user_id == world.user.id
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    for secret in (token, ticket):
+        assert secret not in result.out + result.err
+    assert f"saved to {token_file}" in result.err
+    assert _leftovers(tmp_path) == []
+    # The saved token is the new device's: it works, and it is not the world's device.
+    again = cli(
+        *("--frontend-api-url", world.fapi.url, "--client-token-file", str(token_file)),
+        *("--json", "get", session_id),
+        configured=False,
+    )
+    assert again.code == EXIT_OK, again.err
+    assert again.json["client"]["id"] != world.device.client_id
+
+
+def test_login_with_a_user_id_and_the_secret_key_from_the_environment(
+    world: World, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_SECRET_KEY", world.fapi.secret_key)
+    monkeypatch.setenv("CLERK_BACKEND_API_URL", world.fapi.backend_api_url)
+    token_file = tmp_path / "device.token"
+    result = _login(
+        cli, world, token_file, "--json", "--user-id", world.user.id, "--org", world.org_id
+    )
+    assert result.code == EXIT_OK, result.err
+    data = result.json
+    assert set(data) == {"session_id", "user_id", "client_id", "client_token_file"}
+    assert data["user_id"] == world.user.id
+    assert data["client_token_file"] == str(token_file)
+    session = world.fapi.session(data["session_id"])
+    assert (session.user_id, session.last_active_organization_id) == (world.user.id, world.org_id)
+    assert (
+        world.fapi.client_record(data["client_id"]).current_token == token_file.read_text().strip()
+    )
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert world.fapi.secret_key not in result.out + result.err
+    assert token_file.read_text().strip() not in result.out + result.err
+
+
+def test_login_flags_beat_the_environment(
+    world: World, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_SECRET_KEY", "sk_test_canaryNOTtheKEY0000000000000000000000")
+    monkeypatch.setenv("CLERK_BACKEND_API_URL", DEAD_URL)
+    result = _login(
+        cli,
+        world,
+        tmp_path / "device.token",
+        *("--user-id", world.user.id, "--secret-key", world.fapi.secret_key),
+        *("--backend-api-url", world.fapi.backend_api_url),
+    )
+    assert result.code == EXIT_OK, result.err
+    assert world.fapi.secret_key not in result.out + result.err
+
+
+@pytest.mark.parametrize("debug", [[], ["--debug"], ["--debug", "--json"]])
+def test_login_with_a_wrong_secret_key_exits_3_without_printing_it(
+    world: World, cli: Any, tmp_path: Path, debug: list[str]
+) -> None:
+    wrong = "sk_test_canaryWRONGkey000000000000000000000000"
+    token_file = tmp_path / "device.token"
+    result = _login(
+        cli,
+        world,
+        token_file,
+        *debug,
+        *("--user-id", world.user.id, "--secret-key", wrong),
+        *("--backend-api-url", world.fapi.backend_api_url),
+    )
+    assert result.code == EXIT_API_ERROR
+    assert "clerk_key_invalid" in result.err
+    assert wrong not in result.out + result.err
+    assert ("Traceback" in result.err) == bool(debug)
+    assert not token_file.exists()
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["login", "--ticket", "t"], "--client-token-file"),
+        (["--client-token-file", "f", "login"], "one of the arguments --ticket --user-id"),
+        (["--client-token-file", "f", "login", "--ticket", "t", "--user-id", "u"], "not allowed"),
+        (["--client-token", "t", "--client-token-file", "f", "login", "--ticket", "t"], "takes no"),
+        (["--client-token-file", "f", "login", "--ticket", "t", "--secret-key", "k"], "--user-id"),
+        (["--client-token-file", "f", "login", "--ticket", "t", "--org", "o"], "--user-id"),
+        (["--client-token-file", "f", "login", "--user-id", "u"], "No secret key"),
+        (
+            ["--client-token-file", "f", "login", "--user-id", "u", "--secret-key", "pk_test_x"],
+            "publishable key (pk_…) was given where a secret key",
+        ),
+    ],
+)
+def test_login_usage_errors_exit_2(
+    world: World, cli: Any, args: list[str], message: str, tmp_path: Path
+) -> None:
+    os.chdir(tmp_path)  # "f" is never written: every case fails before
+    result = cli("--frontend-api-url", world.fapi.url, *args, configured=False)
+    assert result.code == EXIT_USAGE, result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "f").exists()
+    assert not [r for r in world.fapi.requests if r.operation == "create_sign_in_token"]
+
+
+def test_a_secret_key_in_a_bad_command_line_is_not_printed(world: World, cli: Any) -> None:
+    key = "sk_live_canarySECRETinARGV0000000000000000000"
+    for args in (
+        ["login", "--user-id", "u", "--bogus", key],
+        ["login", f"--secret-key={key}", "--user-id"],
+        ["--json", "login", "--secret-key", key],
+        [key],
+    ):
+        result = cli(*args, configured=False)
+        assert result.code == EXIT_USAGE
+        assert key not in result.out + result.err
+
+
+def test_a_spent_ticket_exits_3_and_leaves_the_file_alone(
+    world: World, cli: Any, tmp_path: Path
+) -> None:
+    ticket = world.fapi.create_sign_in_token(world.user)
+    token_file = tmp_path / "device.token"
+    assert _login(cli, world, token_file, "--ticket", ticket).code == EXIT_OK
+    saved = token_file.read_text()
+    result = _login(cli, world, token_file, "--ticket", ticket)
+    assert result.code == EXIT_API_ERROR
+    assert "ticket_already_used" in result.err
+    assert token_file.read_text() == saved
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_unwritable_token_file_fails_before_the_ticket_is_spent(
+    world: World, cli: Any, tmp_path: Path
+) -> None:
+    ticket = world.fapi.create_sign_in_token(world.user)
+    result = _login(cli, world, tmp_path / "missing" / "device.token", "--ticket", ticket)
+    assert result.code == EXIT_USAGE
+    assert "cannot write the client token file" in result.err
+    assert world.fapi.sign_in_token(ticket).status == "pending"
+
+
+def test_login_replacing_a_token_says_so(world: World, cli: Any, tmp_path: Path) -> None:
+    token_file = tmp_path / "device.token"
+    token_file.write_text(world.device.client_token + "\n")
+    result = _login(cli, world, token_file, "--ticket", world.fapi.create_sign_in_token(world.user))
+    assert result.code == EXIT_OK, result.err
+    assert "held another device's client token" in result.err
+    assert token_file.read_text().strip() != world.device.client_token
+
+
+def test_login_when_the_native_api_is_off_revokes_the_ticket(
+    world: World, cli: Any, tmp_path: Path
+) -> None:
+    world.fapi.native_api_disabled = True
+    result = _login(
+        cli,
+        world,
+        tmp_path / "device.token",
+        *("--user-id", world.user.id, "--secret-key", world.fapi.secret_key),
+        *("--backend-api-url", world.fapi.backend_api_url),
+    )
+    assert result.code == EXIT_API_ERROR
+    assert "native_api_disabled" in result.err
+    assert "hint: enable the Native API for this instance in the Clerk dashboard" in result.err
+    revokes = [r.status for r in world.fapi.requests if r.operation == "revoke_sign_in_token"]
+    assert revokes == [200]
+
+
+def test_login_with_a_user_id_without_the_admin_extra(
+    world: World, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "clerk_backend_api", None)
+    result = _login(
+        cli,
+        world,
+        tmp_path / "device.token",
+        *("--user-id", world.user.id, "--secret-key", world.fapi.secret_key),
+    )
+    assert result.code == EXIT_USAGE
+    assert "clerk-sessions[admin]" in result.err
+    assert world.fapi.secret_key not in result.err
+    ticket = world.fapi.create_sign_in_token(world.user)  # --ticket needs no extra
+    assert _login(cli, world, tmp_path / "other.token", "--ticket", ticket).code == EXIT_OK
+
+
+# --- verify run (issue #13 item 7) ------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_verify_run_reads_codes_from_stdin(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = world.device.session_id
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{TEST_CODE}\n{TEST_CODE}\n"))
+    result = cli("verify", "run", sid, "--level", "multi_factor")
+    assert result.code == EXIT_OK, result.err
+    assert "complete" in result.out
+    assert "email_code: verified" in result.out
+    assert "phone_code: verified" in result.out
+    assert "Code for the first factor (sent to j***@example.com)" in result.err
+    assert "Code for the second factor (sent to +1201***0100)" in result.err
+    assert f"Session {sid} is verified (multi_factor)." in result.err
+    session = world.fapi.session(sid)
+    before = world.fapi.clock.now() - 5
+    assert session.first_factor_at is not None
+    assert session.second_factor_at is not None
+    assert min(session.first_factor_at, session.second_factor_at) > before  # both just now
+    assert TEST_CODE not in result.out + result.err
+
+
+def test_verify_run_json(world: World, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{TEST_CODE}\n"))
+    result = cli("--json", "verify", "run", world.device.session_id, "--level", "second_factor")
+    assert result.code == EXIT_OK, result.err
+    assert result.json["response"]["status"] == "complete"
+    assert result.json["response"]["level"] == "second_factor"
+
+
+def test_verify_run_asks_for_a_password_without_echo(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+
+    asked: list[str] = []
+
+    def fake_getpass(prompt: str = "", stream: Any = None) -> str:
+        asked.append(prompt)
+        assert stream is sys.stderr  # the prompt never goes to stdout
+        return "correct-horse"
+
+    monkeypatch.setattr(sys, "stdin", _Terminal(""))
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    result = cli(
+        "verify", "run", world.device.session_id, "--level", "first_factor",
+        "--strategies", "password",
+    )  # fmt: skip
+    assert result.code == EXIT_OK, result.err
+    assert asked == ["Password for the first factor: "]
+    assert "password: verified" in result.out
+    assert "correct-horse" not in result.out + result.err
+
+
+def test_verify_run_prompts_on_a_terminal(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", _Terminal(f"000000\n{TEST_CODE}\n"))
+    result = cli("verify", "run", world.device.session_id, "--level", "first_factor")
+    assert result.code == EXIT_OK, result.err
+    assert "(reading stdin)" not in result.err
+    assert "not accepted (form_code_incorrect); attempt 2 of 3" in result.err
+
+
+def test_verify_run_gives_up_after_max_attempts(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("000000\n111111\n"))
+    result = cli(
+        "verify", "run", world.device.session_id, "--level", "first_factor",
+        "--max-attempts", "2",
+    )  # fmt: skip
+    assert result.code == EXIT_API_ERROR
+    assert "form_code_incorrect" in result.err
+    assert "attempt 2 of 2" in result.err
+
+
+def test_verify_run_without_input_is_a_usage_error(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    result = cli("verify", "run", world.device.session_id, "--level", "first_factor")
+    assert result.code == EXIT_USAGE
+    assert "nothing was entered" in result.err
+
+
+@pytest.mark.parametrize(
+    ("strategies", "message"),
+    [
+        ("backup_code", "Clerk offers phone_code"),
+        ("email_code,,password", "separated by commas"),
+        ("sms", "sms"),
+    ],
+)
+def test_verify_run_strategies_that_cannot_work_exit_2(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch, strategies: str, message: str
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{TEST_CODE}\n"))
+    result = cli(
+        "verify", "run", world.device.session_id, "--level", "second_factor",
+        "--strategies", strategies,
+    )  # fmt: skip
+    assert result.code == EXIT_USAGE, result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+
+
+def test_help_lists_login_and_verify_run(cli: Any) -> None:
+    top = cli("--help", configured=False)
+    assert "login" in top.out
+    assert "clerk-sessions login --user-id" in top.out
+    verify_help = cli("verify", "--help", configured=False)
+    assert "run" in verify_help.out
+    login_help = cli("login", "--help", configured=False)
+    for text in ("--ticket", "--user-id", "CLERK_SECRET_KEY", "CLERK_BACKEND_API_URL", "0600"):
+        assert text in login_help.out

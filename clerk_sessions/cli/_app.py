@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from clerk_sessions._constants import ENV_CLIENT_TOKEN
 from clerk_sessions._logging import logger
+from clerk_sessions.admin import ENV_SECRET_KEY
 
 from ._commands import COMMANDS
 from ._exit import UsageError, exit_code_for
@@ -20,7 +23,8 @@ from ._settings import Settings
 def run(argv: list[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    out = Output(json_mode="--json" in arguments)  # until the arguments are known
+    # Until the arguments are known: a usage error may quote any of them.
+    out = Output(json_mode="--json" in arguments, secrets=_secrets_in(arguments))
     try:
         args = parser.parse_args(arguments)
         check_combinations(args)
@@ -30,7 +34,9 @@ def run(argv: list[str] | None) -> int:
     except UsageError as error:
         out.error(error, usage=error.usage)
         return exit_code_for(error)
-    out = Output(json_mode=settings.json, secrets=settings.secrets)
+    out = Output(
+        json_mode=settings.json, secrets=(*settings.secrets, getattr(args, "ticket", None))
+    )
     with _sdk_debug_logging(settings.debug):
         try:
             return COMMANDS[args.action](args, settings, out)
@@ -39,6 +45,20 @@ def run(argv: list[str] | None) -> int:
                 traceback.print_exception(error, file=sys.stderr)
             out.error(error)
             return exit_code_for(error)
+
+
+_SECRET_FLAGS = ("--client-token", "--secret-key", "--ticket")
+
+
+def _secrets_in(arguments: Sequence[str]) -> tuple[str | None, ...]:
+    """The values of the flags that carry credentials (``--flag VALUE`` or ``--flag=VALUE``),
+    and the environment's, before argparse has made sense of the command line."""
+    found: list[str | None] = [os.environ.get(ENV_CLIENT_TOKEN), os.environ.get(ENV_SECRET_KEY)]
+    for i, argument in enumerate(arguments):
+        flag, equals, value = argument.partition("=")
+        if flag in _SECRET_FLAGS:
+            found.append(value if equals else next(iter(arguments[i + 1 : i + 2]), None))
+    return tuple(found)
 
 
 @contextlib.contextmanager

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from clerk_sessions import admin
 from clerk_sessions._client import AsyncClerkSessions
+from clerk_sessions._reverify import NoSupportedFactorError, ReverificationStep
 from clerk_sessions._types import UNSET, Unset
 from clerk_sessions.models import Envelope
 
 from ._exit import EXIT_OK, UsageError
-from ._output import Output, claims_table, decode_claims, key_value_table
-from ._settings import Settings
+from ._output import Output, claims_table, decode_claims, key_value_table, signed_in_table
+from ._settings import Settings, private_file
 
 Command = Callable[[argparse.Namespace, Settings, Output], int]
 EnvelopeCall = Callable[[AsyncClerkSessions, argparse.Namespace], Awaitable[Envelope[Any]]]
@@ -147,6 +151,135 @@ def refresh_command(args: argparse.Namespace, settings: Settings, out: Output) -
     return with_client(settings, out, lambda clerk: refresh(clerk, args, out))
 
 
+def verify_run_command(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    """``verify run``: the whole step-up (``reverify``), asking for each code as it goes."""
+
+    async def work(clerk: AsyncClerkSessions) -> int:
+        try:
+            envelope = await clerk.reverify(
+                args.session_id,
+                level=args.level,
+                codes=CodePrompt(out),
+                strategies=args.strategies,
+                max_attempts=args.max_attempts,
+            )
+        except NoSupportedFactorError as error:  # a choice to make differently: --strategies
+            raise UsageError(
+                f"cannot reverify the {error.stage.replace('_', ' ')}: Clerk offers "
+                f"{', '.join(error.supported) or 'no factor'}, and --strategies allows "
+                f"{', '.join(error.wanted)}"
+            ) from None
+        out.envelope(envelope)
+        out.note(f"Session {args.session_id} is verified ({args.level}).")
+        return EXIT_OK
+
+    return with_client(settings, out, work)
+
+
+_SECRET_NAMES = {
+    "password": "Password",
+    "totp": "Authenticator app code",
+    "backup_code": "Backup code",
+}
+
+
+class CodePrompt:
+    """``codes(step)`` for ``reverify``: asks a person on a terminal (a password without echo),
+    or reads one secret a line from stdin for scripts. Prompts go to stderr, never stdout."""
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self._interactive = sys.stdin.isatty()
+
+    def __call__(self, step: ReverificationStep) -> str:
+        label = _SECRET_NAMES.get(step.strategy, "Code")
+        stage = step.stage.replace("_", " ")
+        if step.error is not None:
+            reason = step.error.code or "refused"
+            self._out.warn(
+                f"that {label.lower()} was not accepted ({reason}); "
+                f"attempt {step.attempt} of {step.max_attempts}"
+            )
+        sent_to = step.factor.safe_identifier if step.strategy.endswith("_code") else None
+        where = f" (sent to {sent_to})" if sent_to and step.strategy != "backup_code" else ""
+        prompt = f"{label} for the {stage}{where}: "
+        if self._interactive and step.strategy == "password":
+            answer = getpass.getpass(prompt, stream=sys.stderr)
+        else:
+            sys.stderr.write(prompt if self._interactive else prompt + "(reading stdin)\n")
+            sys.stderr.flush()
+            answer = sys.stdin.readline()
+        secret = answer.rstrip("\r\n") if step.strategy == "password" else answer.strip()
+        if not secret:
+            raise UsageError(f"no {label.lower()} for the {stage}: nothing was entered")
+        return secret
+
+
+def login_command(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    """``login``: sign a new device in with a ticket (given, or made with the secret key) and
+    save its client token. The token file is made ready first: a ticket works only once."""
+    path = settings.client_token_file
+    assert path is not None  # check_combinations
+    replaced = _holds_token(path)
+    with contextlib.ExitStack() as stack:
+        try:
+            save = stack.enter_context(private_file(path))
+        except OSError as error:
+            raise UsageError(
+                f"cannot write the client token file {path}: {error.strerror or error}"
+            ) from None
+        device = asyncio.run(_sign_in(args, settings))
+        save(device.client_token)
+    if out.json_mode:
+        out.json(
+            {
+                "session_id": device.session_id,
+                "user_id": device.user_id,
+                "client_id": device.client_id,
+                "client_token_file": str(path),
+            }
+        )
+    else:
+        sys.stdout.write(device.session_id + "\n")  # SID=$(clerk-sessions login …) works
+        out.err.print(signed_in_table(device, path))
+    if replaced:
+        out.warn(
+            f"{path} held another device's client token; it was replaced (that device stays "
+            "signed in until its sessions end)."
+        )
+    return EXIT_OK
+
+
+async def _sign_in(args: argparse.Namespace, settings: Settings) -> admin.SignedInDevice:
+    if args.ticket is not None:
+        async with settings.new_device_client() as clerk:
+            envelope = await clerk.sign_in_with_ticket(args.ticket)
+            return admin.SignedInDevice.from_sign_in(
+                envelope, client_token=clerk.client_token, frontend_api_url=clerk.frontend_api_url
+            )
+    settings.check_frontend_api()
+    options = {k: v for k, v in settings.client_options().items() if k != "session_minter"}
+    try:
+        return await admin.sign_in_user(
+            args.user_id,
+            secret_key=settings.secret_key,
+            publishable_key=settings.publishable_key,
+            frontend_api_url=settings.frontend_api_url,
+            org_id=args.org,
+            backend_api_url=args.backend_api_url,
+            **options,
+        )
+    except ImportError as error:  # the admin extra (clerk-backend-api) is missing
+        raise UsageError(str(error)) from None
+
+
+def _holds_token(path: Path) -> bool:
+    try:
+        return bool(path.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def demo_command(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     try:
         from ._demo import run_demo
@@ -161,6 +294,8 @@ def demo_command(args: argparse.Namespace, settings: Settings, out: Output) -> i
 COMMANDS: Mapping[str, Command] = {
     **{name: envelope_command(name) for name in ENVELOPE_CALLS},
     "token": token_command,
+    "verify run": verify_run_command,
+    "login": login_command,
     "refresh": refresh_command,
     "demo": demo_command,
 }

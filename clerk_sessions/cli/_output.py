@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import orjson
@@ -20,10 +22,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from clerk_sessions._errors import _ADVICE
 from clerk_sessions._redact import REDACTED
 from clerk_sessions.models import Client, Envelope, Session, SessionReverification, SignInFactor
 
-from ._exit import describe, error_payload
+from ._exit import error_payload
+
+if TYPE_CHECKING:
+    from clerk_sessions.admin import SignedInDevice
+
+# Anything shaped like a Clerk secret key is masked in every error a command prints, whether or
+# not this process was given that key (an argument error can quote a mistyped one).
+_SECRET_KEY_SHAPED = re.compile(r"\bsk_(?:test|live)_[A-Za-z0-9]+")
 
 # What each session-token claim means (Clerk's v2 claims), for the decoded-claims table.
 CLAIM_MEANINGS: Mapping[str, str] = {
@@ -69,11 +79,16 @@ class Output:
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]warning:[/] {escape(message)}")
 
+    def note(self, message: str) -> None:
+        """A line for the person on stderr (never mixed into results)."""
+        self.err.print(escape(message))
+
     def error(self, error: BaseException, usage: str | None = None) -> None:
         payload = error_payload(error, self.secrets)
+        payload["message"] = mask_secret_keys(payload["message"])
         if usage:
-            self.err.print(escape(usage.rstrip()), style="dim")
-        self.err.print(f"[bold red]error:[/] {escape(describe(error, self.secrets))}")
+            self.err.print(escape(mask_secret_keys(usage.rstrip())), style="dim")
+        self.err.print(f"[bold red]error:[/] {escape(payload['message'])}")
         details = "  ".join(
             f"{name}: {payload[name]}"
             for name in ("code", "status", "clerk_trace_id")
@@ -81,6 +96,9 @@ class Output:
         )
         if details:
             self.err.print(f"  {escape(details)}", style="dim")
+        hint = _ADVICE.get(getattr(error, "code", None) or "")
+        if hint:
+            self.err.print(f"  hint: {escape(hint)}")
         if self.json_mode:
             self.json({"error": payload})
 
@@ -100,6 +118,23 @@ class Output:
             )
         elif response is None:
             self.out.print("The client is gone: the server returned no client.")
+
+
+def mask_secret_keys(text: str) -> str:
+    return _SECRET_KEY_SHAPED.sub(REDACTED, text)
+
+
+def signed_in_table(device: SignedInDevice, token_file: Path) -> Table:
+    """What ``login`` did, for a person (the token itself is never shown)."""
+    return key_value_table(
+        "Signed in",
+        [
+            ("session", device.session_id),
+            ("user", device.user_id),
+            ("client (device)", device.client_id),
+            ("client token", f"saved to {token_file} (owner-only)"),
+        ],
+    )
 
 
 def to_data(value: object) -> Any:

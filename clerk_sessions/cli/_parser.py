@@ -28,6 +28,7 @@ token, --client-token-file is rewritten with the new one; otherwise a warning sa
 
 examples:
   clerk-sessions demo
+  clerk-sessions login --user-id user_123 --client-token-file device.token  # CLERK_SECRET_KEY
   python -m clerk_sessions.testing --port 8787     # an emulator, in another terminal
   clerk-sessions --frontend-api-url http://127.0.0.1:8787 get sess_123
   JWT=$(clerk-sessions token sess_123 --template supabase)
@@ -69,6 +70,15 @@ def _non_negative_int(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
     return number
+
+
+def _strategy_list(value: str) -> tuple[str, ...]:
+    strategies = tuple(part.strip() for part in value.split(","))
+    if not all(strategies):
+        raise argparse.ArgumentTypeError(
+            f"expected strategies separated by commas (e.g. totp,phone_code), got {value!r}"
+        )
+    return strategies
 
 
 def _global_options() -> argparse.ArgumentParser:
@@ -233,6 +243,60 @@ Exit {EXIT_OK} when every token was minted, {EXIT_API_ERROR} if any failed \
     )
     attempt_second.add_argument("--code", metavar="CODE", help="prompted for when omitted")
 
+    run = step("run", "step a session up in one go: prompts for each code (passwords hidden)")
+    run.description = """\
+Step a session up at LEVEL: start, pick a factor, send the code (email or SMS), ask you for it
+and attempt it, then the second factor if Clerk asks for one. Codes are prompted for on a
+terminal (passwords without echo); otherwise they are read from stdin, one a line. A wrong code
+is asked for again, up to --max-attempts times."""
+    run.add_argument(
+        "--level", required=True, choices=("first_factor", "second_factor", "multi_factor")
+    )
+    run.add_argument(
+        "--strategies",
+        type=_strategy_list,
+        metavar="LIST",
+        help="the factors to use, in order of preference, e.g. totp,phone_code (default: "
+        "email_code,phone_code,password, then totp,phone_code,backup_code)",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="attempts per factor before giving up (default 3)",
+    )
+
+    login = command("login", "sign a new device in with a sign-in token; save its client token")
+    login.description = """\
+Sign a new device (Clerk client) in and write its client token to --client-token-file FILE
+(owner-only, mode 0600); print the new session's id on stdout.
+  --ticket TICKET   a sign-in token made with the Backend API (single use)
+  --user-id USER    make that ticket here with the secret key (CLERK_SECRET_KEY or
+                    --secret-key; needs pip install 'clerk-sessions[admin]'), then sign in
+The instance's Native API must be enabled (Clerk dashboard, Native applications)."""
+    how = login.add_mutually_exclusive_group(required=True)
+    how.add_argument("--ticket", type=_non_empty, metavar="TICKET", help="a sign-in token")
+    how.add_argument(
+        "--user-id", type=_non_empty, metavar="USER", help="sign this user in (secret key)"
+    )
+    login.add_argument(
+        "--secret-key",
+        type=_non_empty,
+        metavar="KEY",
+        help="env CLERK_SECRET_KEY (better: a flag stays in shell history); never printed",
+    )
+    login.add_argument(
+        "--backend-api-url",
+        type=_non_empty,
+        metavar="URL",
+        help="env CLERK_BACKEND_API_URL, default https://api.clerk.com (the emulator's: "
+        "http://127.0.0.1:PORT/bapi)",
+    )
+    login.add_argument(
+        "--org", type=_non_empty, metavar="ORG_ID", help="start the session in this organization"
+    )
+
     demo = command("demo", "a guided tour on a local emulator: no configuration needed")
     demo.description = (
         "Start a Frontend API emulator on 127.0.0.1, sign a few users in on a few devices and "
@@ -250,6 +314,21 @@ Exit {EXIT_OK} when every token was minted, {EXIT_API_ERROR} if any failed \
 
 def check_combinations(args: argparse.Namespace) -> None:
     """Rules argparse cannot express."""
+    if getattr(args, "action", None) == "login":
+        if getattr(args, "client_token_file", None) is None:
+            raise UsageError("login writes the new device's client token to --client-token-file")
+        if getattr(args, "client_token", None) is not None:
+            raise UsageError(
+                "login signs a new device in: it takes no --client-token (the new token goes "
+                "to --client-token-file)"
+            )
+        if args.ticket is not None:
+            for flag in ("secret_key", "backend_api_url", "org"):
+                if getattr(args, flag) is not None:
+                    raise UsageError(
+                        f"--{flag.replace('_', '-')} goes with --user-id: a ticket needs no "
+                        "Backend API call (and carries its organization)"
+                    )
     template = getattr(args, "template", None)
     if template is not None and (getattr(args, "org", None) or getattr(args, "personal", False)):
         raise UsageError(

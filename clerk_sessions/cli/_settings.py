@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import attrs
 from clerk_sessions._client import AsyncClerkSessions
 from clerk_sessions._constants import ENV_CLIENT_TOKEN, ENV_FRONTEND_API_URL, ENV_PUBLISHABLE_KEY
 from clerk_sessions._errors import ConfigurationError
+from clerk_sessions.admin import ENV_SECRET_KEY
 
 from ._exit import UsageError
 from ._output import Output
@@ -26,7 +29,8 @@ class Settings:
     ``CLERK_FRONTEND_API_URL`` > ``CLERK_PUBLISHABLE_KEY`` (resolved by the SDK client, which
     reads the environment only when neither flag is given), and ``--client-token-file`` or
     ``--client-token`` > ``CLERK_CLIENT_TOKEN``, ``--(no-)session-minter`` >
-    ``CLERK_SESSION_MINTER``.
+    ``CLERK_SESSION_MINTER``, ``--secret-key`` > ``CLERK_SECRET_KEY`` (``login --user-id``;
+    resolved by ``clerk_sessions.admin``).
     """
 
     publishable_key: str | None = None
@@ -38,6 +42,7 @@ class Settings:
     timeout: float | None = None
     max_retries: int | None = None
     session_minter: bool | None = None
+    secret_key: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -56,12 +61,18 @@ class Settings:
             timeout=getattr(args, "timeout", None),
             max_retries=getattr(args, "max_retries", None),
             session_minter=getattr(args, "session_minter", None),
+            secret_key=getattr(args, "secret_key", None),
         )
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
-        """Values never to print: every client token this process may know."""
-        return (self.client_token, os.environ.get(ENV_CLIENT_TOKEN))
+        """Values never to print: every client token and secret key this process may know."""
+        return (
+            self.client_token,
+            os.environ.get(ENV_CLIENT_TOKEN),
+            self.secret_key,
+            os.environ.get(ENV_SECRET_KEY),
+        )
 
     def resolve_client_token(self) -> str:
         if self.client_token_file is not None:
@@ -82,8 +93,8 @@ class Settings:
             )
         return token
 
-    def client(self, out: Output) -> AsyncClerkSessions:
-        """The SDK client these options describe; a rotated token is handled by TokenStore."""
+    def check_frontend_api(self) -> None:
+        """The CLI's own message for "nothing says where the Frontend API is"."""
         if not (
             self.publishable_key
             or self.frontend_api_url
@@ -96,6 +107,9 @@ class Settings:
                 "(python -m clerk_sessions.testing). To try things without an account: "
                 "clerk-sessions demo"
             )
+
+    def client_options(self) -> dict[str, Any]:
+        """--timeout, --max-retries and --session-minter, as client keywords (when given)."""
         options: dict[str, Any] = {}
         if self.timeout is not None:
             options["timeout"] = self.timeout
@@ -103,12 +117,28 @@ class Settings:
             options["max_retries"] = self.max_retries
         if self.session_minter is not None:
             options["session_minter"] = self.session_minter
+        return options
+
+    def client(self, out: Output) -> AsyncClerkSessions:
+        """The SDK client these options describe; a rotated token is handled by TokenStore."""
+        self.check_frontend_api()
         return AsyncClerkSessions(
             publishable_key=self.publishable_key,
             frontend_api_url=self.frontend_api_url,
             client_token=self.resolve_client_token(),
             on_client_token=TokenStore(self.client_token_file, out).save,
-            **options,
+            **self.client_options(),
+        )
+
+    def new_device_client(self) -> AsyncClerkSessions:
+        """A client for a device that has no client token yet (``login``): the environment's
+        ``CLERK_CLIENT_TOKEN`` is not read."""
+        self.check_frontend_api()
+        return AsyncClerkSessions(
+            publishable_key=self.publishable_key,
+            frontend_api_url=self.frontend_api_url,
+            client_token="",  # an empty Authorization: a new client (None would read the env)
+            **self.client_options(),
         )
 
 
@@ -135,12 +165,30 @@ class TokenStore:
 
 
 def _write_private(path: Path, text: str) -> None:
-    # Atomic and owner-only: a crash never leaves half a token, other users never read it.
+    with private_file(path) as write:
+        write(text)
+
+
+@contextlib.contextmanager
+def private_file(path: Path) -> Iterator[Callable[[str], None]]:
+    """Write ``path`` atomically and owner-only: a crash never leaves half a token, other users
+    never read it.
+
+    The temporary file (mode 0600) is made beside ``path`` on entry (an ``OSError`` if the
+    directory cannot be written), before the caller does anything it cannot undo (``login``
+    spends a single-use ticket); the returned function writes it and renames it into place.
+    Left without writing, the temporary file is removed and ``path`` is untouched.
+    """
     fd, temporary = tempfile.mkstemp(prefix=".clerk-token-", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    handle = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(text: str) -> None:
+        with handle:
             handle.write(text + "\n")
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    try:
+        yield write
+    finally:
+        handle.close()  # a no-op once written
+        Path(temporary).unlink(missing_ok=True)  # once written, already renamed away
