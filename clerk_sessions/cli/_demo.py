@@ -25,6 +25,7 @@ from clerk_sessions._batch import TokenRequest
 from clerk_sessions._client import AsyncClerkSessions
 from clerk_sessions._errors import ClerkAPIError
 from clerk_sessions._operations import OPERATIONS
+from clerk_sessions._reverify import ReverificationStep
 from clerk_sessions.models import Envelope, SessionReverification
 from clerk_sessions.testing import TEST_CODE, FrontendAPIEmulator, SignedIn, UserRecord
 
@@ -162,10 +163,12 @@ async def run_demo(out: Output, *, tokens: int) -> int:
             await _introductions(tour, fapi, cast)
             jwks = JWKS(fapi.jwks_url, issuer=fapi.url)
             await jwks.fetch()
+            await _ticket_sign_in(tour, fapi, clerk, jwks)
             await _get_and_touch(tour, clerk, laptop)
             await _tokens(tour, clerk, laptop, jwks)
             batch = await _batch_refresh(tour, clerk, cast, jwks, tokens)
             await _reverification(tour, clerk, cast, jwks)
+            await _step_up_in_one_call(tour, fapi, clerk, cast)
             await _sign_outs(tour, clerk, cast)
         operations = Counter(r.operation for r in fapi.requests if r.operation is not None)
     elapsed = time.monotonic() - started
@@ -199,6 +202,32 @@ async def _introductions(tour: Tour, fapi: FrontendAPIEmulator, cast: Cast) -> N
         f"factor (SMS to +1 201 555 0100). Everyone signed in {SIGNED_IN_MINUTES_AGO} minutes "
         "ago. Client tokens, each device's credential, are never printed."
     )
+
+
+async def _ticket_sign_in(
+    tour: Tour, fapi: FrontendAPIEmulator, clerk: AsyncClerkSessions, jwks: JWKS
+) -> None:
+    tour.section(
+        "Sign a new device in with a ticket (no phone needed)",
+        "await clerk.with_client_token(None).sign_in_with_ticket(ticket)",
+    )
+    sam = fapi.create_user(first_name="Sam", last_name="Okafor", email="sam+clerk_test@example.com")
+    # With a real instance the ticket comes from the Backend API and your secret key:
+    # clerk_sessions.admin.create_sign_in_token(user_id), or sign_in_user(user_id) for both steps.
+    ticket = fapi.create_sign_in_token(sam, expires_in_seconds=300)
+    device = clerk.with_client_token(None)  # a device with no client yet
+    signed_in = (await device.sign_in_with_ticket(ticket)).response
+    session_id = signed_in.created_session_id
+    assert session_id is not None
+    claims = jwks.verify(await device.get_token(session_id))
+    tour.ok(
+        f"Sam is signed in: sign-in {signed_in.status}, session {session_id}; the device got its "
+        f"client token from the answer, and a session token for user {claims['sub']}"
+    )
+    try:
+        await clerk.with_client_token(None).sign_in_with_ticket(ticket)
+    except ClerkAPIError as error:
+        tour.expected_error("the same ticket again (a ticket works once, never retried)", error)
 
 
 async def _get_and_touch(tour: Tour, clerk: AsyncClerkSessions, laptop: SignedIn) -> None:
@@ -351,6 +380,33 @@ async def _reverification(tour: Tour, clerk: AsyncClerkSessions, cast: Cast, jwk
     after = jwks.verify((await on_phone.create_session_token(sid)).jwt)["fva"]
     tour.ok(
         f"the token's fva claim (minutes since first, second factor) went from {before} to {after}"
+    )
+
+
+async def _step_up_in_one_call(
+    tour: Tour, fapi: FrontendAPIEmulator, clerk: AsyncClerkSessions, cast: Cast
+) -> None:
+    phone = cast.device("phone", "Jane")
+    on_phone = clerk.with_client_token(phone.client_token)
+    sid = phone.session_id
+    tour.section(
+        "Step-up in one call: with_reverification",
+        "await clerk.with_reverification(sid, call, codes=ask_the_user)",
+    )
+    # A sensitive action Clerk refuses until the session steps up (one 403, as Clerk sends it).
+    fapi.fail(f"POST /v1/client/sessions/{sid}/touch", 403, code="session_reverification_required")
+    asked: list[str] = []
+
+    def ask_the_user(step: ReverificationStep) -> str:
+        asked.append(f"{step.stage} by {step.strategy}")
+        return TEST_CODE
+
+    touched = await on_phone.with_reverification(
+        sid, lambda: on_phone.touch_session(sid), codes=ask_the_user
+    )
+    tour.ok(
+        f"the touch was refused (403 session_reverification_required), stepped up "
+        f"({', '.join(asked)}), and repeated: session {touched.response.status}"
     )
 
 
