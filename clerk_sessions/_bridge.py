@@ -2,10 +2,10 @@
 
 A thread that calls a :class:`~clerk_sessions.ClerkSessions` gets its own private event loop (a
 "lane"), reused for every later call from that thread; the request runs right there, so a sync
-call costs about what the async call costs (``benchmarks/run.py``: a hop to a shared loop
-thread cost ~150 µs per call, ~40% of a whole getSession). The transport keeps one aiohttp
-session per loop, created on that loop and used only there, for the client's whole life: no
-"Event loop is closed", no "Timeout context manager should be used inside a task".
+call costs about what the async call costs: no hop to a shared loop thread (what that hop would
+cost per call is in ``benchmarks/RESULTS.md``). The transport keeps one aiohttp session per
+loop, created on that loop and used only there, for the client's whole life: no "Event loop is
+closed", no "Timeout context manager should be used inside a task".
 
 A thread that is already running a loop (Jupyter, sync code called from async code) cannot run
 a second one, so its calls go to one anyio blocking portal per client instead, with a one-time
@@ -94,10 +94,6 @@ class LoopRuntime:
         self._closed = False
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
-
-    @property
-    def started(self) -> bool:
-        return bool(self._lanes) or self._portal is not None
 
     def run(self, coro: Coroutine[Any, Any, T], *, request: bool = True) -> T:
         """Run ``coro`` to completion for the calling thread and return (or raise) its result."""

@@ -180,21 +180,6 @@ def rotated_client_token(response_headers: Mapping[str, str]) -> tuple[bool, str
     return True, value
 
 
-def parse_response(
-    operation: Operation[R],
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    secrets: tuple[str | None, ...] = (),
-    now: float | None = None,
-) -> R:
-    """The operation's model for a 2xx, else raise the matching :class:`ClerkAPIError`."""
-    if 200 <= status < 300:
-        return parse_success(operation, status, body, secrets=secrets)
-    raise api_error(operation, status, headers, body, secrets=secrets, now=now)
-
-
 def parse_success(
     operation: Operation[R], status: int, body: bytes, *, secrets: tuple[str | None, ...] = ()
 ) -> R:

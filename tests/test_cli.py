@@ -7,8 +7,11 @@ token never appears in anything the command prints.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import io
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -1082,3 +1085,154 @@ def test_help_lists_login_and_verify_run(cli: Any) -> None:
     login_help = cli("login", "--help", configured=False)
     for text in ("--ticket", "--user-id", "CLERK_SECRET_KEY", "CLERK_BACKEND_API_URL", "0600"):
         assert text in login_help.out
+
+
+# --- polish (issue #14 item 7) ----------------------------------------------------------------
+
+
+def test_piped_tables_end_no_line_in_blanks(world: World, cli: Any) -> None:
+    """rich pads every cell to its column's width; off a terminal the padding at the end of a
+    line is dropped (``clerk-sessions get … | diff``, or a file, should show none)."""
+    sid = world.device.session_id
+    for args in (("get", sid), ("touch", sid, "--org", "acme"), ("token", sid, "--decode")):
+        result = cli(*args)
+        assert result.code == EXIT_OK, result.err
+        lines = result.out.splitlines()
+        assert len(lines) > 5, result.out  # tables, not one line
+        assert [line for line in lines if line != line.rstrip()] == [], args
+    assert world.device.session_id in cli("get", sid).out  # the values are all still there
+
+
+def test_a_terminal_keeps_rich_output_as_rich_renders_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only piped output is rewritten: on a terminal, rich writes (and colours) as it does."""
+    from clerk_sessions.cli._output import key_value_table, make_console
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: treat this stream as a terminal
+    stream = io.StringIO()
+    console = make_console(stderr=False)
+    console.file = stream
+    assert console.is_terminal
+    console.print(key_value_table("T", [("key", "value")]))
+    assert any(line != line.rstrip() for line in stream.getvalue().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--timeout", "abc", "get", "s"], "argument --timeout: invalid seconds value: 'abc'"),
+        (["--max-retries", "x", "get", "s"], "argument --max-retries: invalid integer value: 'x'"),
+        (["refresh", "--concurrency", "x"], "argument --concurrency: invalid integer value: 'x'"),
+        (["demo", "--tokens", "1.5"], "argument --tokens: invalid integer value: '1.5'"),
+    ],
+)
+def test_a_value_that_is_no_number_says_what_was_expected(
+    cli: Any, args: list[str], message: str
+) -> None:
+    result = cli(*args)
+    assert result.code == EXIT_USAGE
+    assert message in result.err
+    assert "invalid _" not in result.err  # never the name of a private function
+
+
+def test_refresh_concurrency_defaults_to_the_sdks() -> None:
+    from clerk_sessions._constants import DEFAULT_BATCH_CONCURRENCY
+    from clerk_sessions.cli._parser import build_parser
+
+    args = build_parser().parse_args(["refresh", "ids.txt"])
+    assert args.concurrency == DEFAULT_BATCH_CONCURRENCY
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as shown:
+        build_parser().parse_args(["refresh", "--help"])
+    assert f"(default {DEFAULT_BATCH_CONCURRENCY}" in shown.getvalue()
+
+
+COMMAND_NAMES = ("get", "touch", "end", "remove", "remove-all", "token", "refresh", "verify")
+COMMAND_NAMES += ("login", "demo", "completion")
+
+
+def test_completion_bash_prints_a_script_for_every_command(cli: Any) -> None:
+    result = cli("completion", "bash", configured=False)
+    assert result.code == EXIT_OK, result.err
+    assert "complete " in result.out  # bash's builtin that registers it
+    assert "clerk-sessions" in result.out
+    for name in (*COMMAND_NAMES, "attempt-first", "--client-token-file", "--concurrency"):
+        assert name in result.out, name
+
+
+@pytest.mark.parametrize("shell", ["zsh", "tcsh"])
+def test_completion_for_zsh_and_tcsh(cli: Any, shell: str) -> None:
+    result = cli("completion", shell, configured=False)
+    assert result.code == EXIT_OK, result.err
+    for name in COMMAND_NAMES:
+        assert name in result.out, name
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completes_commands_and_shells_with_the_script(cli: Any, tmp_path: Path) -> None:
+    script = tmp_path / "clerk-sessions.bash"
+    script.write_text(cli("completion", "bash", configured=False).out)
+    probe = f"""
+source {script}
+complete_words() {{ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=();
+  _shtab_clerk_sessions; echo "${{COMPREPLY[*]}}"; }}
+complete_words clerk-sessions re
+complete_words clerk-sessions completion ''
+complete_words clerk-sessions verify at
+"""
+    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "remove remove-all refresh",
+        "bash zsh tcsh",
+        "attempt-first attempt-second",
+    ]
+
+
+def test_completion_without_shtab_is_an_install_hint(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "shtab", None)  # makes ``import shtab`` fail
+    result = cli("completion", "bash", configured=False)
+    assert result.code == EXIT_USAGE
+    assert "pip install 'clerk-sessions[cli]'" in result.err
+    assert result.out == ""
+    assert "Traceback" not in result.err
+
+
+def test_file_arguments_complete_file_names_as_shtab_says() -> None:
+    import shtab
+
+    from clerk_sessions.cli._parser import COMPLETION_SHELLS, FILE_COMPLETION
+
+    assert set(COMPLETION_SHELLS) <= set(shtab.SUPPORTED_SHELLS)
+    assert {shell: shtab.FILE[shell] for shell in COMPLETION_SHELLS} == FILE_COMPLETION
+
+
+def test_the_cli_modules_import_one_another_without_a_cycle() -> None:
+    """Every import between the cli's modules, function-level ones included, goes one way:
+    a module can be imported (and understood) without the ones that use it."""
+    package = Path(__file__).parents[1] / "clerk_sessions" / "cli"
+    imports: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "clerk_sessions.cli."
+            ):
+                found.add(node.module.removeprefix("clerk_sessions.cli."))  # type: ignore[union-attr]
+        imports[path.stem] = found & {p.stem for p in package.glob("*.py")}
+    assert imports["_refresh"], "the scan found no import at all"
+
+    def cycle_from(start: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        for module in sorted(imports[path[-1]]):
+            if module == start:
+                return (*path, module)
+            if module not in path:
+                found = cycle_from(start, (*path, module))
+                if found:
+                    return found
+        return None
+
+    cycles = [cycle for name in imports if (cycle := cycle_from(name, (name,)))]
+    assert cycles == []

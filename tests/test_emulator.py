@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Iterator, Mapping
 from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -58,6 +59,7 @@ from clerk_sessions.testing import (
     FrontendAPIEmulator,
     SignedIn,
 )
+from clerk_sessions.testing import __main__ as standalone
 
 from .conftest import FakeSleep
 
@@ -252,6 +254,51 @@ def test_python_m_clerk_sessions_testing_serves_a_signed_in_demo_device() -> Non
         finally:
             server.terminate()
     assert server.returncode is not None
+
+
+def readme_template_names() -> set[str]:
+    """Every ``--template NAME`` in the README's examples and in ``clerk-sessions --help``."""
+    from clerk_sessions.cli._parser import EPILOG
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    return set(re.findall(r"--template (\w[\w-]*)", readme + EPILOG))
+
+
+def test_the_standalone_server_mints_with_every_template_the_readme_names() -> None:
+    """``JWT=$(clerk-sessions token … --template supabase)`` works against
+    ``python -m clerk_sessions.testing`` as the README says."""
+    names = readme_template_names()
+    assert "supabase" in names  # the scan found the README's example
+    fapi = standalone.make_emulator(standalone.build_parser().parse_args([]))
+    with fapi:
+        device = standalone.set_up(fapi)
+        with fapi.sync_client(device) as clerk:
+            minted = {
+                name: claims(clerk.create_session_token_with_template(device.session_id, name).jwt)
+                for name in sorted(names)
+            }
+    assert set(standalone.JWT_TEMPLATES) >= names
+    for token_claims in minted.values():
+        assert token_claims["sid"] == device.session_id
+        assert token_claims["sub"] == device.user_id
+    # Clerk's Supabase template: what Supabase's row-level security reads.
+    assert minted["supabase"]["aud"] == "authenticated"
+    assert minted["supabase"]["role"] == "authenticated"
+    assert minted["supabase"]["email"] == "jane+clerk_test@example.com"
+
+
+def test_the_standalone_server_keeps_only_the_newest_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert standalone.MAX_LOGGED_REQUESTS == 10_000
+    monkeypatch.setattr(standalone, "MAX_LOGGED_REQUESTS", 2)
+    with standalone.make_emulator(standalone.build_parser().parse_args([])) as fapi:
+        device = standalone.set_up(fapi)
+        with fapi.sync_client(device) as clerk:
+            clerk.get_session(device.session_id)
+            clerk.touch_session(device.session_id)
+            clerk.end_session(device.session_id)
+    assert [r.operation for r in fapi.requests] == ["touch_session", "end_session"]
 
 
 # -- set-up helpers --------------------------------------------------------------------------------
@@ -1497,6 +1544,23 @@ def test_impossible_faults_raise_value_error(arguments: dict[str, Any], complain
         Fault("*", **arguments)
 
 
+@pytest.mark.parametrize("times", ["default", None])
+def test_a_delay_fires_once_by_default_like_every_fault(times: Any) -> None:
+    with FrontendAPIEmulator() as fapi:
+        device = fapi.sign_in()
+        fault = (
+            fapi.delay("*/touch", 0.05)
+            if times == "default"
+            else fapi.delay("*/touch", 0.05, times=times)
+        )
+        with fapi.sync_client(device) as clerk:
+            for _ in range(3):
+                clerk.touch_session(device.session_id)
+    expected = [fault, None, None] if times == "default" else [fault] * 3
+    assert [r.fault for r in fapi.requests] == expected
+    assert fault.hits == (1 if times == "default" else 3)
+
+
 def test_the_fault_helpers_validate_too(emulator: FrontendAPIEmulator) -> None:
     with pytest.raises(ValueError, match="times"):
         emulator.fail("*", times=0)
@@ -1507,6 +1571,24 @@ def test_the_fault_helpers_validate_too(emulator: FrontendAPIEmulator) -> None:
 
 
 # -- the request log -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cap", [None, 0, 3])
+def test_max_logged_requests_keeps_the_newest(cap: int | None) -> None:
+    with FrontendAPIEmulator(max_logged_requests=cap) as fapi:
+        device = fapi.sign_in()
+        with fapi.sync_client(device) as clerk:
+            for _ in range(4):
+                clerk.get_session(device.session_id)
+            clerk.touch_session(device.session_id)
+    operations = [r.operation for r in fapi.requests]
+    expected = [*["get_session"] * 4, "touch_session"]  # unbounded by default
+    assert operations == (expected if cap is None else expected[len(expected) - cap :])
+
+
+def test_max_logged_requests_is_not_negative() -> None:
+    with pytest.raises(ValueError, match="max_logged_requests"):
+        FrontendAPIEmulator(max_logged_requests=-1)
 
 
 async def test_the_request_log_names_operations_and_redacts_credentials() -> None:

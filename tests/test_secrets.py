@@ -41,7 +41,7 @@ from clerk_sessions._errors import error_class_for_status
 from clerk_sessions._logging import setup_logging_from_env
 from clerk_sessions._operations import OPERATIONS
 from clerk_sessions._runtime import Runtime
-from clerk_sessions._wire import parse_response
+from clerk_sessions._wire import api_error
 
 from . import payloads
 from .conftest import REPO, FakeFrontendAPI, FakeSleep, MakeClerk, core_of
@@ -543,9 +543,8 @@ def test_a_token_echoed_in_trace_id_or_meta_is_masked() -> None:
             "clerk_trace_id": TOKEN,
         }
     )
-    with pytest.raises(AuthenticationError) as info:
-        parse_response(OPERATIONS["get_session"], 401, {}, body, secrets=(TOKEN,))
-    error = info.value
+    error = api_error(OPERATIONS["get_session"], 401, {}, body, secrets=(TOKEN,))
+    assert isinstance(error, AuthenticationError)
     for text in (str(error), repr(error), repr(error.errors), repr(error.meta)):
         assert TOKEN not in text
         assert JWT not in text

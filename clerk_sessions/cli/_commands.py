@@ -19,18 +19,11 @@ from clerk_sessions.models import Envelope
 
 from ._exit import EXIT_OK, UsageError
 from ._output import Output, claims_table, decode_claims, key_value_table, signed_in_table
+from ._parser import build_parser, organization
 from ._settings import Settings, private_file
 
 Command = Callable[[argparse.Namespace, Settings, Output], int]
 EnvelopeCall = Callable[[AsyncClerkSessions, argparse.Namespace], Awaitable[Envelope[Any]]]
-
-
-def organization(args: argparse.Namespace) -> str | Unset | None:
-    """--org X → X; --personal → None (sent empty: the personal account); neither → UNSET."""
-    if getattr(args, "personal", False):
-        return None
-    org: str | None = getattr(args, "org", None)
-    return UNSET if org is None else org
 
 
 def _or_unset(value: str | None) -> str | Unset:
@@ -291,6 +284,19 @@ def demo_command(args: argparse.Namespace, settings: Settings, out: Output) -> i
     return asyncio.run(run_demo(out, tokens=args.tokens))
 
 
+def completion_command(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    """``completion SHELL``: the script shtab generates from the parser (nothing at run time:
+    the shell completes from the script alone, without starting Python)."""
+    try:
+        import shtab
+    except ImportError:
+        raise UsageError(
+            "shell completion needs shtab: pip install 'clerk-sessions[cli]' (or pip install shtab)"
+        ) from None
+    sys.stdout.write(shtab.complete(build_parser(), shell=args.shell))
+    return EXIT_OK
+
+
 COMMANDS: Mapping[str, Command] = {
     **{name: envelope_command(name) for name in ENVELOPE_CALLS},
     "token": token_command,
@@ -298,4 +304,5 @@ COMMANDS: Mapping[str, Command] = {
     "login": login_command,
     "refresh": refresh_command,
     "demo": demo_command,
+    "completion": completion_command,
 }

@@ -1,7 +1,8 @@
 """Everything the command line prints: JSON for scripts, rich tables for people.
 
 stdout carries results; stderr carries progress, warnings and errors. rich drops colour by
-itself when a stream is not a terminal or ``NO_COLOR`` is set, so piped output is plain text.
+itself when a stream is not a terminal or ``NO_COLOR`` is set, so piped output is plain text,
+and no line of it ends in blanks.
 """
 
 from __future__ import annotations
@@ -53,10 +54,27 @@ CLAIM_MEANINGS: Mapping[str, str] = {
 _TIME_CLAIMS = frozenset({"exp", "iat", "nbf", "auth_time"})
 
 
+_TRAILING_BLANKS = re.compile(r"[ \t]+(?=\n)")
+
+
+class _Console(Console):
+    """A rich console whose output to a file or a pipe has no blanks at the end of a line
+    (rich pads every table cell to its column's width, the last one too)."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if self.is_terminal:
+            super().print(*objects, **options)
+            return
+        with self.capture() as captured:
+            super().print(*objects, **options)
+        self.file.write(_TRAILING_BLANKS.sub("", captured.get()))
+        self.file.flush()
+
+
 def make_console(*, stderr: bool) -> Console:
     # highlight/emoji off: values from the server are shown as they are, never re-styled.
     # soft_wrap on stderr: an error or warning stays one line in a log, whatever the width.
-    return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=stderr)
+    return _Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=stderr)
 
 
 class Output:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
-from clerk_sessions._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from clerk_sessions._constants import (
+    DEFAULT_BATCH_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+)
+from clerk_sessions._types import UNSET, Unset
 from clerk_sessions._version import __version__
 
 from ._exit import EXIT_API_ERROR, EXIT_CODES_HELP, EXIT_NETWORK_ERROR, EXIT_OK, UsageError
 
-DEFAULT_CONCURRENCY = 64
 DEFAULT_DEMO_TOKENS = 3000
+
+COMPLETION_SHELLS = ("bash", "zsh", "tcsh")
+# shtab's completion of file names (shtab.FILE), set on the arguments that take a file; written
+# out so that building the parser needs no shtab (tests check it is shtab's).
+FILE_COMPLETION: Mapping[str, str] = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+
+T = TypeVar("T")
 
 DESCRIPTION = """\
 Act for a signed-in Clerk client (device) from the terminal: the Sessions operations of
@@ -45,12 +57,25 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message, usage=self.format_usage())
 
 
+def _named(name: str) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """Name an argument type for argparse's message when it raises ValueError: "invalid NAME
+    value: 'abc'" (argparse quotes a type's ``__name__``, else it would say ``_seconds``)."""
+
+    def name_it(parse: Callable[[str], T]) -> Callable[[str], T]:
+        parse.__name__ = name
+        return parse
+
+    return name_it
+
+
+@_named("text")
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return value
 
 
+@_named("integer")
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -58,6 +83,7 @@ def _positive_int(value: str) -> int:
     return number
 
 
+@_named("seconds")
 def _seconds(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -65,6 +91,7 @@ def _seconds(value: str) -> float:
     return number
 
 
+@_named("integer")
 def _non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -72,6 +99,7 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+@_named("strategy list")
 def _strategy_list(value: str) -> tuple[str, ...]:
     strategies = tuple(part.strip() for part in value.split(","))
     if not all(strategies):
@@ -100,11 +128,13 @@ def _global_options() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="env CLERK_CLIENT_TOKEN; never printed",
     )
-    group.add_argument(
-        "--client-token-file",
-        type=_non_empty,
-        metavar="FILE",
-        help="read the client token from FILE and write it back when Clerk rotates it",
+    _completes_files(
+        group.add_argument(
+            "--client-token-file",
+            type=_non_empty,
+            metavar="FILE",
+            help="read the client token from FILE and write it back when Clerk rotates it",
+        )
     )
     group.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     group.add_argument("--debug", action="store_true", help="show tracebacks and SDK debug logs")
@@ -129,12 +159,24 @@ def _global_options() -> argparse.ArgumentParser:
     return options
 
 
+def _completes_files(action: argparse.Action) -> None:
+    action.complete = FILE_COMPLETION  # type: ignore[attr-defined]  # read by shtab
+
+
 def _organization_choice(parser: argparse.ArgumentParser, what: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--org", metavar="ORG", help=f"{what} this organization (ID or slug)")
     group.add_argument(
         "--personal", action="store_true", help=f"{what} the personal account (no organization)"
     )
+
+
+def organization(args: argparse.Namespace) -> str | Unset | None:
+    """--org X → X; --personal → None (sent empty: the personal account); neither → UNSET."""
+    if getattr(args, "personal", False):
+        return None
+    org: str | None = getattr(args, "org", None)
+    return UNSET if org is None else org
 
 
 def build_parser() -> Parser:
@@ -190,19 +232,21 @@ stdout: one JSON line per id, in the order they finish:
 stderr: a progress bar (on a terminal) and a summary.
 Exit {EXIT_OK} when every token was minted, {EXIT_API_ERROR} if any failed \
 ({EXIT_NETWORK_ERROR} if every failure was a network error)."""
-    refresh.add_argument(
-        "file",
-        nargs="?",
-        default="-",
-        metavar="FILE",
-        help="session ids, one a line (# comments and blank lines ignored); default stdin",
+    _completes_files(
+        refresh.add_argument(
+            "file",
+            nargs="?",
+            default="-",
+            metavar="FILE",
+            help="session ids, one a line (# comments and blank lines ignored); default stdin",
+        )
     )
     refresh.add_argument(
         "--concurrency",
         type=_positive_int,
-        default=DEFAULT_CONCURRENCY,
+        default=DEFAULT_BATCH_CONCURRENCY,
         metavar="N",
-        help=f"requests in flight at once (default {DEFAULT_CONCURRENCY})",
+        help=f"requests in flight at once (default {DEFAULT_BATCH_CONCURRENCY}, as the SDK's)",
     )
     refresh.add_argument(
         "--template", type=_non_empty, metavar="NAME", help="shape the JWTs with this template"
@@ -308,6 +352,18 @@ The instance's Native API must be enabled (Clerk dashboard, Native applications)
         default=DEFAULT_DEMO_TOKENS,
         metavar="N",
         help=f"tokens in the batch refresh (default {DEFAULT_DEMO_TOKENS})",
+    )
+
+    completion = command("completion", "print a shell completion script (bash, zsh, tcsh)")
+    completion.description = """\
+Print a completion script for SHELL on stdout (made by shtab from this command line). Install:
+  bash  clerk-sessions completion bash > ~/.local/share/bash-completion/completions/clerk-sessions
+  zsh   clerk-sessions completion zsh > ~/.zfunc/_clerk-sessions
+        (with fpath+=(~/.zfunc) before compinit in ~/.zshrc)
+  tcsh  clerk-sessions completion tcsh > ~/.clerk-sessions.tcsh
+        (and source ~/.clerk-sessions.tcsh in ~/.tcshrc)"""
+    completion.add_argument(
+        "shell", metavar="SHELL", choices=COMPLETION_SHELLS, help=", ".join(COMPLETION_SHELLS)
     )
     return parser
 

@@ -19,9 +19,9 @@ from clerk_sessions._batch import TokenResult
 from clerk_sessions._client import AsyncClerkSessions
 from clerk_sessions._errors import APIConnectionError
 
-from ._commands import organization
 from ._exit import EXIT_API_ERROR, EXIT_NETWORK_ERROR, EXIT_OK, UsageError, error_payload
 from ._output import Output
+from ._parser import organization
 
 # Ids read ahead of the requests: bounds memory for endless input (a million ids, or a pipe).
 _READ_AHEAD = 4096

@@ -189,7 +189,9 @@ class FrontendAPIEmulator:
     ``rotate_client_tokens`` (every authenticated answer carries a new client token in its
     ``Authorization`` header); ``reject_stale_client_tokens`` (a client token that was rotated
     away stops working, so a client that ignores rotation fails); ``clock`` (a ``Clock`` to move
-    time); ``seed`` (deterministic IDs, codes and fault probabilities).
+    time); ``seed`` (deterministic IDs, codes and fault probabilities); ``max_logged_requests``
+    (keep only the newest N in ``requests``; default ``None``: every request, as tests read the
+    whole log; the standalone server, ``python -m clerk_sessions.testing``, keeps 10,000).
 
     Minting modes (``../shared/docs/fapi-protocol.md`` §7, §7b), off by default:
 
@@ -243,9 +245,12 @@ class FrontendAPIEmulator:
         native_api_disabled: bool = False,
         clock: Clock | None = None,
         seed: int | None = None,
+        max_logged_requests: int | None = None,
     ) -> None:
         if token_lifetime <= 0:
             raise ValueError(f"token_lifetime must be positive, got {token_lifetime}")
+        if max_logged_requests is not None and max_logged_requests < 0:
+            raise ValueError(f"max_logged_requests must be 0 or more, got {max_logged_requests}")
         self.clock = clock or Clock()
         self._world = World(
             clock=self.clock,
@@ -274,7 +279,8 @@ class FrontendAPIEmulator:
         self._exchange_hook: Callable[[web.Request, bytes, web.Response], None] | None = None
         """Sees each complete JSON exchange, raw (secrets included): for conformance tests."""
         self.requests: list[RecordedRequest] = []
-        """Every request answered so far, oldest first."""
+        """Every request answered so far (the newest ``max_logged_requests``), oldest first."""
+        self._max_logged_requests = max_logged_requests
         self._routes = self._build_routes()
 
     # --- lifecycle ---
@@ -595,9 +601,10 @@ class FrontendAPIEmulator:
         return self.inject(Fault(route, times, probability, status=429, retry_after=retry_after))
 
     def delay(
-        self, route: str, seconds: float, *, times: int | None = None, probability: float = 1.0
+        self, route: str, seconds: float, *, times: int | None = 1, probability: float = 1.0
     ) -> Fault:
-        """Answer late (real time, not the emulator's clock)."""
+        """Answer late (real time, not the emulator's clock); once, like every fault, unless
+        ``times`` says otherwise (``times=None``: every matching request)."""
         return self.inject(Fault(route, times, probability, latency=seconds))
 
     def drop_connection(
@@ -924,6 +931,9 @@ class FrontendAPIEmulator:
                     fault=fault,
                 )
             )
+            cap = self._max_logged_requests
+            if cap is not None and len(self.requests) > cap:
+                del self.requests[: len(self.requests) - cap]
 
     def _route(self, method: str, request: web.Request) -> tuple[_Route, dict[str, str]]:
         raw_path = request.raw_path.split("?", 1)[0]
