@@ -30,6 +30,7 @@ from . import _reverify
 from ._client import AsyncClerkSessions
 from ._errors import APIConnectionError, ConfigurationError
 from ._reverify import CodesCallback
+from ._store import Store
 from ._transport import Transport
 from ._types import ReverificationLevel
 
@@ -86,8 +87,9 @@ class _Lane:
 class LoopRuntime:
     """The loops a sync client (and the clients derived from it) run their calls on."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, store: Store) -> None:
         self._transport = transport
+        self._store = store
         self._local = threading.local()
         self._lanes: list[_Lane] = []
         self._lock = threading.Lock()
@@ -224,8 +226,14 @@ class LoopRuntime:
         for lane in lanes:
             self._close_lane(lane)
         if portal is not None and portal_cm is not None:
-            portal.call(self._transport.aclose_loop)
+            portal.call(self._aclose_loop)
             portal_cm.__exit__(None, None, None)
+
+    async def _aclose_loop(self) -> None:
+        """What the client holds on the running loop: its HTTP session, the store's
+        connections."""
+        await self._transport.aclose_loop()
+        await self._store.aclose_loop()
 
     def _close_lane(self, lane: _Lane) -> None:
         if lane.loop.is_running() and lane.thread is threading.current_thread():
@@ -237,7 +245,7 @@ class LoopRuntime:
             return  # a call that ignores cancellation; its thread will find the client closed
         try:
             if not lane.loop.is_closed():
-                lane.loop.run_until_complete(self._transport.aclose_loop())
+                lane.loop.run_until_complete(self._aclose_loop())
                 lane.loop.close()
         finally:
             lane.lock.release()
@@ -266,7 +274,7 @@ class SyncClient:
             )
         transport.allow_many_loops()
         self._async = core
-        self._runtime = LoopRuntime(transport)
+        self._runtime = LoopRuntime(transport, core._shared.store)
         core._shared.run_background_on(self._runtime.spawn)
         self._root: SyncClient | None = None
         # Closes the pools and loops even if close() is never called (and at interpreter exit).

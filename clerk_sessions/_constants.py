@@ -57,6 +57,30 @@ MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 # Error messages quote at most this much of a non-JSON body (e.g. a proxy's HTML page).
 BODY_EXCERPT_CHARS: Final = 200
 
+# RedisStore (clerk_sessions.redis): many workers, one truth.
+# A Redis call slower than this counts as an outage: a cached get_token must stay fast, and a
+# web request must never wait on a frozen Redis.
+DEFAULT_REDIS_TIMEOUT: Final = 0.05
+# After a failure Redis is left alone this long, then tried again; doubling up to the cap.
+REDIS_RETRY_INITIAL_DELAY: Final = 1.0
+REDIS_RETRY_MAX_DELAY: Final = 30.0
+# Redis calls in flight per event loop (one connection each). More would not be faster (one
+# loop's CPU is the limit), and every call's time budget would include the others' CPU time;
+# calls beyond it wait for a free one, outside their budget (a busy pool is not an outage).
+REDIS_MAX_CONNECTIONS: Final = 8
+# A device's client token is forgotten after this long unused (bearer credentials of abandoned
+# devices should not stay in Redis forever); every request refreshes it.
+CLIENT_TOKEN_TTL: Final = 30 * 24 * 3600.0
+# A device's sign-out counter outlives every mint that could have begun before a sign-out.
+SIGN_OUT_COUNTER_TTL: Final = 24 * 3600.0
+# A waiter whose leader went silent wakes this long after the leader's lease ends in Redis.
+LEASE_EXPIRY_SLACK: Final = 0.005
+# While mints are awaited, the pub/sub connection checks Redis this often (a frozen Redis
+# announces nothing: its waiters must not wait out the lease).
+LISTENER_PING_INTERVAL: Final = 0.25
+# Sign-outs and rotations made while Redis was down, replayed when it is back (bounded).
+MAX_PENDING_WHILE_DOWN: Final = 10_000
+
 ENV_PUBLISHABLE_KEY: Final = "CLERK_PUBLISHABLE_KEY"
 ENV_FRONTEND_API_URL: Final = "CLERK_FRONTEND_API_URL"
 ENV_CLIENT_TOKEN: Final = "CLERK_CLIENT_TOKEN"

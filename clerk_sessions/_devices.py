@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import itertools
+import secrets
 import threading
 import weakref
 from collections import OrderedDict
@@ -37,14 +37,13 @@ ClientTokenCallback = Callable[[str | None], Awaitable[None] | None]
 # (an old token still in a caller's hands) uses the device's current token instead.
 _RETIRED_TOKENS = 8
 
-_anonymous = itertools.count(1)
-
 
 def device_name(client_token: str | None) -> str:
     """``id:<client id>`` for a client-token JWT, ``token:<token>`` for another token, or a
-    fresh ``new:<n>`` for no token (each signed-out view is a device of its own)."""
+    fresh random ``new:<hex>`` for no token: each signed-out view is a device of its own, in
+    this process and in every other one sharing a store (a counter would collide there)."""
     if not client_token:
-        return f"new:{next(_anonymous)}"
+        return f"new:{secrets.token_hex(16)}"
     claims = jwt_claims(client_token)
     client_id = claims.get("id") if claims is not None else None
     if isinstance(client_id, str) and client_id:
@@ -112,6 +111,8 @@ class Device:
         rotated, new_token = rotated_client_token(response_headers)
         if not rotated:
             return
+        if sent is None:  # a device's first token (a sign-in): it had no shared identity yet
+            shared = None
         with self._lock:
             if self.token != sent or new_token == self.token:
                 return
@@ -183,8 +184,13 @@ class DeviceRegistry:
         name = device_name(token)  # the same as before for a client JWT (its id)
         with self._lock:
             self._remember(token, device)
-            # A signed-out view's first token, or an opaque token's successor: a view made with
-            # it later must find this record by name too, even once it left the token index.
+            if device.name.startswith("new:"):
+                # A signed-out view's first token names the device from now on, as it names
+                # it for every other view and process that holds this token. Nothing was
+                # cached under the anonymous key: a device without a token mints nothing.
+                device.name, device.key = name, device_key(name)
+            # An opaque token's successor too: a view made with it later must find this
+            # record by name, even once it left the token index.
             self._by_name.setdefault(name, device)
 
     def _remember(self, token: str, device: Device) -> None:

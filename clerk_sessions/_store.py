@@ -91,6 +91,11 @@ class Store(abc.ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional: most stores hold nothing to close
         """Release what the store holds (called when the client that created it closes)."""
 
+    async def aclose_loop(self) -> None:  # noqa: B027 - optional, like aclose
+        """Release what the store holds on the running event loop: the blocking client calls
+        it on each of its loops before closing that loop (even for a store it does not own:
+        connections belong to one loop)."""
+
 
 class MemoryStore(Store):
     """The in-process store: bounded (least recently used go first), expired entries swept.

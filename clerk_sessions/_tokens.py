@@ -158,6 +158,15 @@ class TokenCache:
         try:
             while result is None:
                 if await store.begin_mint(key, lease):
+                    # Another process may have finished this very mint between our lookup
+                    # and our lease: take its token rather than mint twice.
+                    kept = None if force else await store.get(key)
+                    if kept is not None and kept.timing.expires_at - self.clock.now() > (
+                        self.refresh_ahead
+                    ):
+                        await store.end_mint(key, None, 0.0)
+                        result = Token(jwt=kept.jwt)
+                        break
                     keep = None
                     try:
                         result = await mint(key, force)

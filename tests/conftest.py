@@ -28,6 +28,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from clerk_sessions import AsyncClerkSessions, ClerkSessions
+from tests.redis_server import redis_server  # noqa: F401 - the fixture: a real redis-server
 
 CLIENT_TOKEN = "client_jwt.canary-CLIENT-TOKEN-7f3a"
 REPO = Path(__file__).resolve().parent.parent

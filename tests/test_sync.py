@@ -32,6 +32,7 @@ from clerk_sessions import (
     ConfigurationError,
     NotFoundError,
 )
+from clerk_sessions._store import MemoryStore
 from clerk_sessions._transport import Transport
 
 from . import payloads
@@ -370,7 +371,7 @@ async def test_a_derived_client_shares_the_loop_and_closes_with_its_parent(
 
 
 def test_async_iterators_become_plain_iterators_and_are_closed_early() -> None:
-    runtime = bridge.LoopRuntime(Transport())
+    runtime = bridge.LoopRuntime(Transport(), MemoryStore(max_entries=10))
     closed: list[bool] = []
 
     async def numbers() -> AsyncIterator[int]:
