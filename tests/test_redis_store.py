@@ -22,8 +22,7 @@ from clerk_sessions._errors import ConfigurationError
 from clerk_sessions._jwt import CachedToken, TokenKey, jwt_timing
 from clerk_sessions._store import MemoryStore
 from clerk_sessions._types import UNSET
-from clerk_sessions.testing import FrontendAPIEmulator
-from tests.redis_server import RedisServer
+from clerk_sessions.testing import FrontendAPIEmulator, RedisServer
 
 redis = pytest.importorskip("redis", reason="pip install 'clerk-sessions[redis]'")
 from clerk_sessions.redis import RedisStore  # noqa: E402 - after the skip without redis-py

@@ -16,10 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from clerk_sessions.testing import FrontendAPIEmulator, SignedIn
+from clerk_sessions.testing import FrontendAPIEmulator, RedisServer, SignedIn
 
 from .conftest import REPO
-from .redis_server import RedisServer
 
 
 class Worker:

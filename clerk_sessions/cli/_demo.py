@@ -7,9 +7,13 @@ tour goes to stderr and a JSON summary to stdout.
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,7 +31,14 @@ from clerk_sessions._errors import ClerkAPIError
 from clerk_sessions._operations import OPERATIONS
 from clerk_sessions._reverify import ReverificationStep
 from clerk_sessions.models import Envelope, SessionReverification
-from clerk_sessions.testing import TEST_CODE, FrontendAPIEmulator, SignedIn, UserRecord
+from clerk_sessions.testing import (
+    TEST_CODE,
+    FrontendAPIEmulator,
+    RedisServerNotInstalled,
+    SignedIn,
+    UserRecord,
+    running_redis,
+)
 
 from ._exit import EXIT_OK
 from ._output import (
@@ -167,6 +178,7 @@ async def run_demo(out: Output, *, tokens: int) -> int:
             await _get_and_touch(tour, clerk, laptop)
             await _tokens(tour, clerk, laptop, jwks)
             batch = await _batch_refresh(tour, clerk, cast, jwks, tokens)
+            await _many_workers(tour, fapi, cast)
             await _reverification(tour, clerk, cast, jwks)
             await _step_up_in_one_call(tour, fapi, clerk, cast)
             await _sign_outs(tour, clerk, cast)
@@ -317,6 +329,61 @@ async def _batch_refresh(
         f"({ok / max(elapsed, 1e-6):,.0f} tokens/s); {sum(failures.values())} failed"
     )
     return {"tokens": count, "ok": ok, "failed": dict(failures), "seconds": round(elapsed, 3)}
+
+
+async def _many_workers(tour: Tour, fapi: FrontendAPIEmulator, cast: Cast) -> None:
+    desktop = cast.device("desktop", "Ravi")
+    tour.section(
+        "Many workers, one truth: 3 processes ask for the same token",
+        "AsyncClerkSessions(..., store=RedisStore('redis://…'))  # in each worker process",
+    )
+    before = _mints(fapi)
+    try:
+        with tempfile.TemporaryDirectory() as directory, running_redis(Path(directory)) as server:
+            tokens = await _run_workers(fapi.url, server.url, desktop, workers=3)
+    except RedisServerNotInstalled as missing:  # raised at start-up, before any worker
+        tour.note(f"[yellow]skipped[/]: {escape(str(missing))}")
+        return
+    minted = _mints(fapi) - before
+    tour.ok(
+        f"3 worker processes x {_CALLERS} concurrent get_token calls on one Redis "
+        f"({server.url}): {len(tokens)} distinct token, {minted} mint seen by the emulator"
+    )
+
+
+_CALLERS = 20
+
+
+def _mints(fapi: FrontendAPIEmulator) -> int:
+    return sum(1 for r in fapi.requests if r.operation == "create_session_token")
+
+
+async def _run_workers(url: str, redis_url: str, device: SignedIn, *, workers: int) -> set[str]:
+    """Start the worker processes, let all of them go at once, collect their tokens."""
+    command = [sys.executable, "-m", "clerk_sessions.cli._demo_worker", url, redis_url]
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *command,
+            device.session_id,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(device.client_token.encode() + b"\n")
+        await process.stdin.drain()
+        await process.stdout.readline()  # "ready"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+        process.stdin.close()
+    outputs = await asyncio.gather(*(process.communicate() for process in processes))
+    if any(process.returncode for process in processes):
+        raise RuntimeError("a demo worker process failed")
+    return {line for stdout, _ in outputs for line in stdout.decode().split()}
 
 
 async def _reverification(tour: Tour, clerk: AsyncClerkSessions, cast: Cast, jwks: JWKS) -> None:

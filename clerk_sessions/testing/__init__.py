@@ -13,6 +13,9 @@ Signing in without a phone: ``fapi.create_sign_in_token(user)`` makes a ticket (
 {fapi.backend_api_url}/v1/sign_in_tokens`` with ``Authorization: Bearer {fapi.secret_key}``),
 and the SDK's ``sign_in_with_ticket(ticket)`` signs in with it.
 
+``running_redis(directory)`` starts a real ``redis-server`` on a free loopback port (for
+``clerk_sessions.redis.RedisStore`` in your tests), which a test may kill, restart or freeze.
+
 With pytest, the fixtures ``clerk_emulator``, ``clerk_device``, ``clerk_client`` (async) and
 ``clerk_sync_client`` come from the package's pytest plugin (``clerk_sessions.pytest_plugin``).
 """
@@ -28,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ._emulator import FrontendAPIEmulator, RecordedRequest, SignedIn
 from ._faults import Fault
+from ._redis_server import RedisServer, RedisServerNotInstalled, running_redis
 from ._world import (
     STALE_CLIENT_TOKEN_GRACE,
     TEST_CODE,
@@ -48,8 +52,11 @@ __all__ = [
     "OrganizationRecord",
     "OutboxMessage",
     "RecordedRequest",
+    "RedisServer",
+    "RedisServerNotInstalled",
     "SessionRecord",
     "SignInTokenRecord",
     "SignedIn",
     "UserRecord",
+    "running_redis",
 ]
