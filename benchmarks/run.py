@@ -28,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -638,6 +639,94 @@ async def dead_server_batch(quick: bool) -> dict[str, Any]:
     return {"dead_items": items, "dead_seconds": ours, "dead_raw_seconds": raw}
 
 
+def redis_benchmarks(quick: bool) -> dict[str, Any]:
+    """RedisStore on a real redis-server on loopback: a cached get_token (the p50 of single
+    calls, next to the in-process store's), and 3 worker processes refreshing the same sessions
+    through one Redis (the emulator counts the mints). Skipped without redis-server/redis-py."""
+    try:
+        from clerk_sessions.redis import RedisStore
+        from clerk_sessions.testing import FrontendAPIEmulator, running_redis
+    except ImportError as missing:
+        return {"redis_skipped": f"{type(missing).__name__}: {missing}"}
+    sessions = 200 if quick else 1_000
+    try:
+        with (
+            tempfile.TemporaryDirectory() as directory,
+            running_redis(Path(directory)) as server,
+            FrontendAPIEmulator(token_lifetime=3600) as fapi,
+        ):
+            device = fapi.sign_in()
+            ids = [device.session_id] + [
+                fapi.sign_in(device=device).session_id for _ in range(sessions - 1)
+            ]
+
+            async def cached(store: Any) -> list[float]:
+                async with AsyncClerkSessions(
+                    frontend_api_url=fapi.url, client_token=device.client_token, store=store
+                ) as clerk:
+                    await clerk.get_token(device.session_id)
+                    times = []
+                    for _ in range(500 if quick else 5_000):
+                        start = time.perf_counter()
+                        await clerk.get_token(device.session_id)
+                        times.append(time.perf_counter() - start)
+                    return times
+
+            async def redis_hits() -> list[float]:
+                store = RedisStore(server.url, timeout=1.0)
+                try:
+                    return await cached(store)
+                finally:
+                    await store.aclose()
+
+            redis_times = asyncio.run(redis_hits())
+            memory_times = asyncio.run(cached(None))
+            before = sum(1 for r in fapi.requests if r.operation == "create_session_token")
+            start = time.perf_counter()
+            oks = _refresh_in_processes(fapi.url, server.url, device.client_token, ids, 3)
+            elapsed = time.perf_counter() - start
+            mints = sum(1 for r in fapi.requests if r.operation == "create_session_token") - before
+    except Exception as exc:  # redis-server missing (RedisServerNotInstalled) or failing
+        return {"redis_skipped": f"{type(exc).__name__}: {exc}"}
+    return {
+        "redis_get_token_p50_us": statistics.median(redis_times) * 1e6,
+        "redis_get_token_p99_us": sorted(redis_times)[int(len(redis_times) * 0.99)] * 1e6,
+        "memory_get_token_p50_us": statistics.median(memory_times) * 1e6,
+        "redis_refresh_sessions": len(ids),
+        "redis_refresh_oks": oks,
+        "redis_refresh_mints": mints,
+        "redis_refresh_seconds": elapsed,
+    }
+
+
+def _refresh_in_processes(
+    url: str, redis_url: str, client_token: str, ids: list[str], workers: int
+) -> list[int]:
+    """Start the workers, let them go at once, return each one's count of tokens."""
+    command = [sys.executable, str(HERE / "redis_worker.py"), url, redis_url]
+    processes = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    for process in processes:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(f"{client_token}\n{json.dumps(ids)}\n")
+        process.stdin.flush()
+        assert process.stdout.readline().strip() == "ready"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.close()
+    counts = []
+    for process in processes:
+        assert process.stdout is not None
+        counts.append(int(process.stdout.read()))
+        process.stdout.close()
+        process.wait(timeout=600)
+    return counts
+
+
 def cpu_costs(bodies: dict[str, bytes], quick: bool) -> dict[str, float]:
     """Microseconds per call, decoding and structuring each body: the best of several repeats
     (as timeit advises: the fastest repeat is the one other processes disturbed least)."""
@@ -883,6 +972,7 @@ def report(
         f"{batch['dead_seconds']:.3f} s, every result an APIConnectionError (the breaker); "
         f"{batch['dead_items']:,} raw aiohttp connection attempts take "
         f"{batch['dead_raw_seconds']:.3f} s",
+        *_redis_lines(extra["redis"]),
         "",
         "## CPU only (µs per call, best of repeats)",
         "",
@@ -932,6 +1022,23 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+def _redis_lines(redis: dict[str, Any]) -> list[str]:
+    if "redis_skipped" in redis:
+        return ["", "## Many workers on Redis", "", f"- skipped: {redis['redis_skipped']}"]
+    return [
+        "",
+        "## Many workers on Redis (a real redis-server and the emulator, both on loopback)",
+        "",
+        f"- cached `get_token` with `RedisStore`: p50 {redis['redis_get_token_p50_us']:.0f} µs, "
+        f"p99 {redis['redis_get_token_p99_us']:.0f} µs (one Redis round trip; target p50 <= "
+        f"150 µs); in-process store: p50 {redis['memory_get_token_p50_us']:.1f} µs",
+        f"- 3 worker processes refreshing the same {redis['redis_refresh_sessions']:,} sessions "
+        f"with `refresh_tokens`: {sum(redis['redis_refresh_oks']):,} tokens delivered "
+        f"({', '.join(f'{n:,}' for n in redis['redis_refresh_oks'])}), "
+        f"{redis['redis_refresh_mints']:,} mints in total, {redis['redis_refresh_seconds']:.1f} s",
+    ]
+
+
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -960,6 +1067,7 @@ def main() -> dict[str, Any]:
     finally:
         bench.close()
         server.kill()
+    extra["redis"] = redis_benchmarks(args.quick)
     extra["cpu"] = {**cpu_costs(bodies, args.quick), **hop_costs(args.quick)}
     extra["imports"] = import_times(args.quick)
     extra["import_ratio"] = extra["imports"]["import_ratio"]
