@@ -49,7 +49,9 @@ async def main(
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    store = RedisStore(redis_url)
+    # A generous budget: under coverage on a busy CI machine a connect can exceed 50 ms, and a
+    # store marked down would make each worker mint on its own (the tests count mints).
+    store = RedisStore(redis_url, timeout=2.0)
     async with AsyncClerkSessions(
         frontend_api_url=frontend_api_url,
         client_token=client_token,
