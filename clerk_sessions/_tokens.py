@@ -28,7 +28,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeGuard
 
 from ._clock import ServerClock
 from ._constants import TOKEN_REFRESH_RETRY_DELAY
@@ -113,11 +113,7 @@ class TokenCache:
         (a batch run by several processes mints each token once)."""
         if since is not None:
             cached = await self.store.get(key)
-            if (
-                cached is not None
-                and cached.timing.issued_at >= since
-                and cached.timing.expires_at - self.clock.now() > self.leeway
-            ):
+            if self._fresh(cached, self.leeway, since):
                 return Token(jwt=cached.jwt)
         while True:
             joined = self._join_or_lead(key)
@@ -129,7 +125,7 @@ class TokenCache:
         generation = self.generation
         try:
             if self.store.shared:
-                return await self._mint_once_for_all(key, mint, force, generation)
+                return await self._mint_once_for_all(key, mint, force, generation, since)
             token = await mint(key, force)
         except asyncio.CancelledError:
             self._finish(key, _LEADER_GONE)
@@ -142,13 +138,13 @@ class TokenCache:
         try:
             keep = self._worth_keeping(token.jwt, generation)
             if keep is not None:
-                await self.store.put(key, *keep)
+                await self.store.put(key, keep, self._ttl(keep))
         finally:
             self._finish(key, token)
         return token
 
     async def _mint_once_for_all(
-        self, key: TokenKey, mint: Minter, force: bool, generation: int
+        self, key: TokenKey, mint: Minter, force: bool, generation: int, since: float | None
     ) -> Token:
         """A shared store's single flight: one process mints, the others take its token.
 
@@ -161,9 +157,7 @@ class TokenCache:
                     # Another process may have finished this very mint between our lookup
                     # and our lease: take its token rather than mint twice.
                     kept = None if force else await store.get(key)
-                    if kept is not None and kept.timing.expires_at - self.clock.now() > (
-                        self.refresh_ahead
-                    ):
+                    if self._fresh(kept, self.refresh_ahead, since):
                         await store.end_mint(key, None, 0.0)
                         result = Token(jwt=kept.jwt)
                         break
@@ -172,13 +166,12 @@ class TokenCache:
                         result = await mint(key, force)
                         keep = self._worth_keeping(result.jwt, generation)
                     finally:
-                        await store.end_mint(key, *(keep or (None, 0.0)))
+                        ttl = 0.0 if keep is None else self._ttl(keep)
+                        await store.end_mint(key, keep, ttl)
                 else:
                     cached = await store.wait_mint(key, lease)
-                    if cached is not None and cached.timing.expires_at - self.clock.now() > (
-                        self.leeway
-                    ):
-                        result = Token(jwt=cached.jwt)  # another process minted it
+                    if self._fresh(cached, self.leeway):
+                        result = Token(jwt=cached.jwt)
         except asyncio.CancelledError:
             self._finish(key, _LEADER_GONE)
             raise
@@ -237,9 +230,9 @@ class TokenCache:
 
     # -- what the cache keeps ---------------------------------------------------------------
 
-    def _worth_keeping(self, jwt: str, generation: int) -> tuple[CachedToken, float] | None:
-        """A newly minted token and its time to live, if the store should keep it (its
-        ``iat`` is also a sample of the server's clock)."""
+    def _worth_keeping(self, jwt: str, generation: int) -> CachedToken | None:
+        """A newly minted token, if the store should keep it (its ``iat`` is also a sample
+        of the server's clock)."""
         timing = jwt_timing(jwt)
         if timing is None:
             return None
@@ -247,8 +240,23 @@ class TokenCache:
         # (the client noted it as the session's last token when the mint answered)
         if generation != self.generation:  # signed out while this token was being minted
             return None
-        ttl = timing.expires_at - self.clock.now()
-        return (CachedToken(jwt, timing), ttl) if ttl > self.leeway else None
+        token = CachedToken(jwt, timing)
+        return token if self._ttl(token) > self.leeway else None
+
+    def _ttl(self, token: CachedToken) -> float:
+        """Seconds ``token`` has left on the server's clock."""
+        return token.timing.expires_at - self.clock.now()
+
+    def _fresh(
+        self, token: CachedToken | None, margin: float, since: float | None = None
+    ) -> TypeGuard[CachedToken]:
+        """``token`` has more than ``margin`` seconds left (and was issued at ``since`` or
+        later, when given)."""
+        return (
+            token is not None
+            and (since is None or token.timing.issued_at >= since)
+            and self._ttl(token) > margin
+        )
 
     def seen(self, device: str, session_id: str, jwt: str) -> bool:
         """Whether ``jwt`` is the last token seen for the session (nothing new to learn)."""

@@ -155,7 +155,7 @@ def build_request(
             if (given := body_args.get(name, UNSET)) is not UNSET
         ]
         body = urlencode(fields).encode("ascii") if fields else b""
-        if operation.secret_body:  # a previous JWT, a ticket, a code: never echoed back
+        if not operation.secret_body.isdisjoint(body_args):  # a previous JWT, a ticket, a code
             secret_values = (value for name, value in fields if name in operation.secret_body)
             secrets = (client_token, *secret_values)
 
