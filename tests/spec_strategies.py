@@ -30,8 +30,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 from hypothesis import strategies as st
+
+from tests.conftest import spec_missing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_PATH = REPO_ROOT / "tools" / "generate_models.py"
@@ -72,7 +73,7 @@ def require_spec() -> dict[str, Any]:
     """The parsed spec, or skip the calling test (the spec lives outside this repo)."""
     spec = _load_spec()
     if spec is None:
-        pytest.skip(
+        spec_missing(
             f"spec not found at {spec_path()}: set CLERK_SESSIONS_SPEC or put "
             "../shared/spec/fapi-sessions.yml beside the repo"
         )

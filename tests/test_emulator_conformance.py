@@ -37,7 +37,7 @@ from clerk_sessions import ClerkAPIError, ClerkSessions
 from clerk_sessions._operations import OPERATIONS, SIGN_IN_WITH_TICKET, Operation
 from clerk_sessions.testing import FrontendAPIEmulator, SignedIn, UserRecord
 
-from .conftest import spec_path
+from .conftest import spec_missing, spec_path
 from .test_contract import SPEC_HOST, nullable_compositions
 
 pytestmark = pytest.mark.spec
@@ -654,7 +654,7 @@ def _sign_in_tour(fapi: FrontendAPIEmulator) -> None:
 def _sibling_spec(name: str) -> dict[str, Any]:
     path = spec_path().with_name(name)
     if not Path(path).is_file():
-        pytest.skip(f"{name} not found beside {spec_path()}")
+        spec_missing(f"{name} not found beside {spec_path()}")
     import yaml
 
     with path.open(encoding="utf-8") as fh:

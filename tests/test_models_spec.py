@@ -23,7 +23,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 import attrs
 import pytest
@@ -131,11 +131,7 @@ INLINE_CLASSES: Mapping[tuple[str, str], str] = {
 }
 
 
-def spec_missing(message: str) -> NoReturn:
-    """Skip without the specs, but fail in CI: there a missing spec is a broken checkout."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set: the spec tests must run, not skip)", pytrace=False)
-    pytest.skip(message)
+from .conftest import spec_missing  # noqa: E402 - shared by every spec test
 
 
 @functools.cache
