@@ -212,7 +212,7 @@ def _redact_json(value: Any, secrets: tuple[str | None, ...]) -> Any:
 
 
 def api_error(
-    operation: Operation[Any],
+    operation: Operation[Any] | str,
     status: int,
     headers: Mapping[str, str],
     body: bytes,
@@ -220,7 +220,10 @@ def api_error(
     secrets: tuple[str | None, ...] = (),
     now: float | None = None,
 ) -> ClerkAPIError:
-    """The typed error for a non-2xx response; never fails, whatever the body holds."""
+    """The typed error for a non-2xx response; never fails, whatever the body holds.
+
+    ``operation`` is a row of the operations table, or the name of a call outside it (the
+    Backend API calls of ``clerk_sessions.admin``)."""
     errors: ClerkErrors | None = None
     try:
         data = orjson.loads(body) if body else None
@@ -230,7 +233,7 @@ def api_error(
         errors = None
     kwargs: dict[str, Any] = {
         "headers": redact_headers(headers.items(), secrets),
-        "operation": operation.name,
+        "operation": operation if isinstance(operation, str) else operation.name,
     }
     if errors is not None:
         for error in errors.errors:  # a server echoing the token must not put it in our text

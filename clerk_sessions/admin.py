@@ -50,29 +50,25 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
 import attrs
-import orjson
 
 from ._client import AsyncClerkSessions
 from ._config import _is_loopback
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_PUBLISHABLE_KEY
-from ._converter import structure
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
     ClerkAPIError,
     ClerkSessionsError,
     ConfigurationError,
-    RateLimitError,
     ResponseValidationError,
-    error_class_for_status,
 )
 from ._logging import logger
 from ._model_base import redacted_repr
-from ._redact import excerpt, redact_headers, redact_text
+from ._redact import excerpt, redact_text
 from ._retry import parse_retry_after, plan_retry, retry_reason
 from ._sync import ClerkSessions
-from ._wire import CONTROL_CHARACTER
-from .models import ClerkErrors, Envelope, SignIn
+from ._wire import CONTROL_CHARACTER, api_error
+from .models import Envelope, SignIn
 
 if TYPE_CHECKING:
     import ssl
@@ -379,7 +375,7 @@ def _translate(
     if isinstance(error, models.ClerkBaseError):
         body = (error.body or "").encode("utf-8", "replace")
         if error.status_code >= 400:
-            result = _api_error(error.status_code, error.headers, body, secrets, operation, retries)
+            result = api_error(operation, error.status_code, error.headers, body, secrets=secrets)
         else:
             result = ResponseValidationError(
                 "the Backend API's answer is not the documented sign-in token",
@@ -401,45 +397,6 @@ def _translate(
         return None
     result.retries_taken = retries
     return result
-
-
-def _api_error(
-    status: int,
-    headers: httpx.Headers,
-    body: bytes,
-    secrets: tuple[str, ...],
-    operation: str,
-    retries: int,
-) -> ClerkAPIError:
-    errors: ClerkErrors | None = None
-    try:
-        data = orjson.loads(body) if body else None
-        if isinstance(data, dict) and "errors" in data:
-            errors = structure(data, ClerkErrors)
-    except (orjson.JSONDecodeError, ResponseValidationError):
-        errors = None
-    kwargs: dict[str, Any] = {
-        "headers": redact_headers(headers.multi_items(), secrets),
-        "operation": operation,
-        "retries_taken": retries,
-    }
-    if errors is not None:
-        for item in errors.errors:
-            item.message = item.message and redact_text(item.message, secrets)
-            item.long_message = item.long_message and redact_text(item.long_message, secrets)
-        kwargs.update(
-            errors=errors.errors,
-            meta=errors.meta or None,
-            clerk_trace_id=errors.clerk_trace_id,
-        )
-    elif body:
-        kwargs["body_excerpt"] = excerpt(body, secrets)
-    cls = error_class_for_status(status)
-    if cls is RateLimitError:
-        return RateLimitError(
-            status, retry_after=parse_retry_after(dict(headers), time.time()), **kwargs
-        )
-    return cls(status, **kwargs)
 
 
 def _next_delay(error: ClerkSessionsError, backend: _Backend, retries: int, left: float) -> float:
