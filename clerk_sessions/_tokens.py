@@ -125,8 +125,12 @@ class TokenCache:
         generation = self.generation
         try:
             if self.store.shared:
-                return await self._mint_once_for_all(key, mint, force, generation, since)
-            token = await mint(key, force)
+                token = await self._mint_once_for_all(key, mint, force, generation, since)
+            else:
+                token = await mint(key, force)
+                keep = self._worth_keeping(token.jwt, generation)
+                if keep is not None:
+                    await self.store.put(key, keep, self._ttl(keep))
         except asyncio.CancelledError:
             self._finish(key, _LEADER_GONE)
             raise
@@ -135,12 +139,7 @@ class TokenCache:
             if isinstance(exc, AuthenticationError):  # the session is gone or not this device's
                 await self.drop(key[1], key[2])
             raise
-        try:
-            keep = self._worth_keeping(token.jwt, generation)
-            if keep is not None:
-                await self.store.put(key, keep, self._ttl(keep))
-        finally:
-            self._finish(key, token)
+        self._finish(key, token)
         return token
 
     async def _mint_once_for_all(
@@ -150,38 +149,24 @@ class TokenCache:
 
         If the minting process fails or dies, its lease ends and a waiting one mints."""
         store, lease = self.store, self.mint_lease
-        result: Token | None = None
-        try:
-            while result is None:
-                if await store.begin_mint(key, lease):
-                    # Another process may have finished this very mint between our lookup
-                    # and our lease: take its token rather than mint twice.
-                    kept = None if force else await store.get(key)
-                    if self._fresh(kept, self.refresh_ahead, since):
-                        await store.end_mint(key, None, 0.0)
-                        result = Token(jwt=kept.jwt)
-                        break
-                    keep = None
-                    try:
-                        result = await mint(key, force)
-                        keep = self._worth_keeping(result.jwt, generation)
-                    finally:
-                        ttl = 0.0 if keep is None else self._ttl(keep)
-                        await store.end_mint(key, keep, ttl)
-                else:
-                    cached = await store.wait_mint(key, lease)
-                    if self._fresh(cached, self.leeway):
-                        result = Token(jwt=cached.jwt)
-        except asyncio.CancelledError:
-            self._finish(key, _LEADER_GONE)
-            raise
-        except BaseException as exc:
-            self._finish(key, error=exc)
-            if isinstance(exc, AuthenticationError):
-                await self.drop(key[1], key[2])
-            raise
-        self._finish(key, result)
-        return result
+        while True:
+            if await store.begin_mint(key, lease):
+                # Another process may have finished this very mint between our lookup and our
+                # lease: take its token rather than mint twice.
+                kept = None if force else await store.get(key)
+                if self._fresh(kept, self.refresh_ahead, since):
+                    await store.end_mint(key, None, 0.0)
+                    return Token(jwt=kept.jwt)
+                keep = None
+                try:
+                    token = await mint(key, force)
+                    keep = self._worth_keeping(token.jwt, generation)
+                finally:  # the token is kept, the lease released, the waiters woken
+                    await store.end_mint(key, keep, 0.0 if keep is None else self._ttl(keep))
+                return token
+            cached = await store.wait_mint(key, lease)
+            if self._fresh(cached, self.leeway):
+                return Token(jwt=cached.jwt)  # another process minted it
 
     def _refresh_ahead(self, key: TokenKey, mint: Minter) -> None:
         now = self._monotonic()
