@@ -263,6 +263,9 @@ class SyncClient:
     """Runtime of the generated :class:`~clerk_sessions.ClerkSessions` (see ``_sync.py``)."""
 
     _async: AsyncClerkSessions
+    _runtime: LoopRuntime
+    _root: SyncClient | None
+    _finalizer: weakref.finalize[Any, Any] | None
 
     def __init__(self, core: AsyncClerkSessions) -> None:
         transport = core._shared.transport
@@ -273,14 +276,28 @@ class SyncClient:
                 "unset."
             )
         transport.allow_many_loops()
-        self._async = core
-        self._runtime = LoopRuntime(transport, core._shared.store)
+        self._init_view(core, LoopRuntime(transport, core._shared.store), root=None)
         core._shared.run_background_on(self._runtime.spawn)
-        self._root: SyncClient | None = None
         # Closes the pools and loops even if close() is never called (and at interpreter exit).
-        self._finalizer: weakref.finalize[Any, Any] | None = weakref.finalize(
-            self, self._runtime.close
-        )
+        self._finalizer = weakref.finalize(self, self._runtime.close)
+
+    def _init_view(
+        self, core: AsyncClerkSessions, runtime: LoopRuntime, *, root: SyncClient | None
+    ) -> None:
+        """Every attribute a client has, set in one place for the owner and its views alike."""
+        self._async = core
+        self._runtime = runtime
+        self._root = root  # a view keeps its owner (and the owner's finalizer) alive
+        # The owner's closes the loops and pools (__init__ sets it); a view has none.
+        self._finalizer = None
+
+    def _derive(self: Self, core: AsyncClerkSessions) -> Self:
+        """A view for ``core`` (a view of this client's core, from ``with_client_token``): it
+        runs on this client's loops and pools and owns none of them. Made as
+        ``AsyncClerkSessions._view`` makes one: a bare instance that :meth:`_init_view` fills."""
+        view = type(self).__new__(type(self))
+        view._init_view(core, self._runtime, root=self._root or self)
+        return view
 
     def with_reverification(
         self,
@@ -307,15 +324,6 @@ class SyncClient:
             is_reverification_error=is_reverification_error,
         )
 
-    def _derive(self: Self, core: AsyncClerkSessions) -> Self:
-        """A client for another core sharing this one's loops and pools."""
-        other = object.__new__(type(self))
-        other._async = core
-        other._runtime = self._runtime
-        other._root = self._root or self  # keeps the owner (and its finalizer) alive
-        other._finalizer = None
-        return other
-
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._runtime.run(coro)
 
@@ -331,7 +339,7 @@ class SyncClient:
         if self._finalizer is not None:
             self._finalizer()
         else:
-            self._async._closed = True
+            self._async._close_view()
 
     def __enter__(self: Self) -> Self:
         return self

@@ -364,6 +364,11 @@ class AsyncClerkSessions:
         if self._owner:
             await self._shared.aclose()
 
+    def _close_view(self) -> None:
+        """:meth:`aclose` of a view (a client that owns nothing it uses), which needs no
+        loop: it stops this client only. The sync facade's ``close`` of a derived client."""
+        self._closed = True
+
     def with_client_token(
         self, client_token: str | None, *, on_client_token: ClientTokenCallback | None = None
     ) -> AsyncClerkSessions:

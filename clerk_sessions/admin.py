@@ -40,12 +40,13 @@ is harmless: nobody holds it, and it expires); the ticket sign-in itself is neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -195,6 +196,10 @@ class _Backend:
     @property
     def loopback(self) -> bool:
         return _is_loopback(urlsplit(self.server_url).hostname or "")
+
+    def for_cleanup(self) -> _Backend:
+        """The same, for revoking the ticket of a failed sign-in: 10 s at the most."""
+        return attrs.evolve(self, timeout=min(self.timeout, 10.0))
 
 
 def _backend(
@@ -399,11 +404,14 @@ def _translate(
     return result
 
 
-def _next_delay(error: ClerkSessionsError, backend: _Backend, retries: int, left: float) -> float:
+def _next_delay(
+    error: ClerkSessionsError, backend: _Backend, retries: int, left: float
+) -> float | None:
+    """Seconds to wait before another attempt after ``error``, or ``None``: no more attempts."""
     status = retry_after = None
     if isinstance(error, ClerkAPIError):  # Retry-After counts on a 503 as on a 429
         status, retry_after = error.status, parse_retry_after(error.headers, time.time())
-    delay = plan_retry(
+    return plan_retry(
         reason=retry_reason(status, error, retry_safe=False),
         retries_taken=retries,
         max_retries=backend.max_retries,
@@ -411,80 +419,6 @@ def _next_delay(error: ClerkSessionsError, backend: _Backend, retries: int, left
         remaining=left,
         random_fraction=random.random(),
     )
-    return -1.0 if delay is None else delay
-
-
-def _log(operation: str, outcome: str, started: float, retries: int) -> None:
-    if logger.isEnabledFor(logging.DEBUG):  # safe fields only (see _logging)
-        logger.debug(
-            "Backend API %s -> %s in %.1f ms (retries so far: %d)",
-            operation,
-            outcome,
-            (time.monotonic() - started) * 1000,
-            retries,
-        )
-
-
-async def _call_async(
-    backend: _Backend, operation: str, call: Callable[[Clerk, int], Awaitable[T]]
-) -> T:
-    import httpx
-
-    options = _http_options(backend)
-    deadline = time.monotonic() + backend.timeout
-    retries = 0
-    with httpx.Client(**options) as unused:  # Clerk() makes one unless given one
-        async with httpx.AsyncClient(**options) as http:
-            clerk = _clerk(backend, sync=unused, async_=http)
-            while True:
-                started = time.monotonic()
-                try:
-                    result = await call(clerk, _milliseconds(deadline - started))
-                except Exception as exc:
-                    error = _translate(exc, backend, operation, retries)
-                    if error is None:
-                        raise
-                    _log(operation, _outcome(error), started, retries)
-                    delay = _next_delay(error, backend, retries, deadline - time.monotonic())
-                    if delay < 0:
-                        raise error from _cause(exc)
-                else:
-                    _log(operation, "OK", started, retries)
-                    return result
-                retries += 1
-                await asyncio.sleep(delay)
-
-
-def _call_sync(backend: _Backend, operation: str, call: Callable[[Clerk, int], T]) -> T:
-    import httpx
-
-    options = _http_options(backend)
-    deadline = time.monotonic() + backend.timeout
-    retries = 0
-    with httpx.Client(**options) as http:
-        # Clerk() makes an AsyncClient unless given one; this one never opens a connection.
-        clerk = _clerk(backend, sync=http, async_=httpx.AsyncClient(**options))
-        while True:
-            started = time.monotonic()
-            try:
-                result = call(clerk, _milliseconds(deadline - started))
-            except Exception as exc:
-                error = _translate(exc, backend, operation, retries)
-                if error is None:
-                    raise
-                _log(operation, _outcome(error), started, retries)
-                delay = _next_delay(error, backend, retries, deadline - time.monotonic())
-                if delay < 0:
-                    raise error from _cause(exc)
-            else:
-                _log(operation, "OK", started, retries)
-                return result
-            retries += 1
-            time.sleep(delay)
-
-
-def _milliseconds(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
 
 
 def _outcome(error: ClerkSessionsError) -> str:
@@ -502,19 +436,121 @@ def _cause(error: Exception) -> Exception | None:
     return None if isinstance(error, models.ClerkBaseError) else error
 
 
-def _create_request(
-    user_id: str, expires_in_seconds: int, org_id: str | None
-) -> CreateSignInTokenRequestBodyTypedDict:
-    request: CreateSignInTokenRequestBodyTypedDict = {
-        "user_id": user_id,
-        "expires_in_seconds": expires_in_seconds,
-    }
-    if org_id is not None:
-        request["org_id"] = org_id
-    return request
+class _Attempts:
+    """The attempts of one Backend API call: its deadline, the retries so far, and what each
+    attempt's outcome means (logged; the wait before the next attempt, or the error to raise).
+    :func:`_call_async` and :func:`_call_sync` only make the call and sleep."""
+
+    def __init__(self, backend: _Backend, operation: str) -> None:
+        self.backend = backend
+        self.operation = operation
+        self.deadline = time.monotonic() + backend.timeout
+        self.retries = 0
+        self.started = 0.0
+
+    def start(self) -> int:
+        """An attempt begins: its timeout in milliseconds (what is left of the call's)."""
+        self.started = time.monotonic()
+        return max(1, int((self.deadline - self.started) * 1000))
+
+    def succeeded(self, result: T) -> T:
+        self._log("OK")
+        return result
+
+    def failed(self, exc: Exception) -> float:
+        """Seconds to wait before the next attempt. Raises when none follows: our error for
+        ``exc``, or ``exc`` itself when clerk-backend-api and httpx are not expected to raise
+        it."""
+        error = _translate(exc, self.backend, self.operation, self.retries)
+        if error is None:
+            raise exc
+        self._log(_outcome(error))
+        left = self.deadline - time.monotonic()
+        delay = _next_delay(error, self.backend, self.retries, left)
+        if delay is None:
+            raise error from _cause(exc)
+        self.retries += 1
+        return delay
+
+    def _log(self, outcome: str) -> None:
+        if logger.isEnabledFor(logging.DEBUG):  # safe fields only (see _logging)
+            logger.debug(
+                "Backend API %s -> %s in %.1f ms (retries so far: %d)",
+                self.operation,
+                outcome,
+                (time.monotonic() - self.started) * 1000,
+                self.retries,
+            )
 
 
-def _sign_in_token(result: Any, expires_in_seconds: int) -> SignInToken:
+async def _call_async(
+    backend: _Backend, operation: str, call: Callable[[Clerk, int], Awaitable[T]]
+) -> T:
+    _import_sdk()  # an ImportError naming the extra
+    import httpx
+
+    attempts = _Attempts(backend, operation)
+    options = _http_options(backend)
+    with httpx.Client(**options) as unused:  # Clerk() makes one unless given one
+        async with httpx.AsyncClient(**options) as http:
+            clerk = _clerk(backend, sync=unused, async_=http)
+            while True:
+                try:
+                    result = await call(clerk, attempts.start())
+                except Exception as exc:
+                    delay = attempts.failed(exc)  # raises when no attempt follows
+                else:
+                    return attempts.succeeded(result)
+                await asyncio.sleep(delay)
+
+
+def _call_sync(backend: _Backend, operation: str, call: Callable[[Clerk, int], T]) -> T:
+    _import_sdk()  # an ImportError naming the extra
+    import httpx
+
+    attempts = _Attempts(backend, operation)
+    options = _http_options(backend)
+    with httpx.Client(**options) as http:
+        # Clerk() makes an AsyncClient unless given one; this one never opens a connection.
+        clerk = _clerk(backend, sync=http, async_=httpx.AsyncClient(**options))
+        while True:
+            try:
+                result = call(clerk, attempts.start())
+            except Exception as exc:
+                delay = attempts.failed(exc)  # raises when no attempt follows
+            else:
+                return attempts.succeeded(result)
+            time.sleep(delay)
+
+
+# -- the two requests ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _TicketRequest:
+    """A sign-in token to create (``POST /v1/sign_in_tokens``), its arguments checked."""
+
+    user_id: str
+    expires_in_seconds: int
+    org_id: str | None
+
+    @classmethod
+    def check(
+        cls, user_id: object, expires_in_seconds: object, org_id: str | None
+    ) -> _TicketRequest:
+        return cls(_check_user_id(user_id), _check_expires(expires_in_seconds), org_id)
+
+    def body(self) -> CreateSignInTokenRequestBodyTypedDict:
+        body: CreateSignInTokenRequestBodyTypedDict = {
+            "user_id": self.user_id,
+            "expires_in_seconds": self.expires_in_seconds,
+        }
+        if self.org_id is not None:
+            body["org_id"] = self.org_id
+        return body
+
+
+def _sign_in_token(result: Any, request: _TicketRequest) -> SignInToken:
     token = result.token
     if not isinstance(token, str) or not token:
         raise ResponseValidationError(
@@ -529,7 +565,49 @@ def _sign_in_token(result: Any, expires_in_seconds: int) -> SignInToken:
         url=result.url if isinstance(result.url, str) else None,
         status=str(getattr(status, "value", status)),
         user_id=result.user_id,
-        expires_in_seconds=expires_in_seconds,
+        expires_in_seconds=request.expires_in_seconds,
+    )
+
+
+async def _create(backend: _Backend, request: _TicketRequest) -> SignInToken:
+    result = await _call_async(
+        backend,
+        "create_sign_in_token",
+        lambda clerk, ms: clerk.sign_in_tokens.create_async(
+            request=request.body(), retries=None, timeout_ms=ms
+        ),
+    )
+    return _sign_in_token(result, request)
+
+
+def _create_sync(backend: _Backend, request: _TicketRequest) -> SignInToken:
+    result = _call_sync(
+        backend,
+        "create_sign_in_token",
+        lambda clerk, ms: clerk.sign_in_tokens.create(
+            request=request.body(), retries=None, timeout_ms=ms
+        ),
+    )
+    return _sign_in_token(result, request)
+
+
+async def _revoke(backend: _Backend, token_id: str) -> None:
+    await _call_async(
+        backend,
+        "revoke_sign_in_token",
+        lambda clerk, ms: clerk.sign_in_tokens.revoke_async(
+            sign_in_token_id=token_id, retries=None, timeout_ms=ms
+        ),
+    )
+
+
+def _revoke_sync(backend: _Backend, token_id: str) -> None:
+    _call_sync(
+        backend,
+        "revoke_sign_in_token",
+        lambda clerk, ms: clerk.sign_in_tokens.revoke(
+            sign_in_token_id=token_id, retries=None, timeout_ms=ms
+        ),
     )
 
 
@@ -549,19 +627,8 @@ async def create_sign_in_token(
     """A single-use sign-in token for ``user_id`` (``POST /v1/sign_in_tokens``), valid for
     ``expires_in_seconds``; with ``org_id`` the session it makes starts in that organization.
     Sign a device in with ``clerk.sign_in_with_ticket(token.token)``."""
-    user_id = _check_user_id(user_id)
-    expires = _check_expires(expires_in_seconds)
-    backend = _backend(secret_key, backend_api_url, timeout, max_retries)
-    _import_sdk()
-    request = _create_request(user_id, expires, org_id)
-    result = await _call_async(
-        backend,
-        "create_sign_in_token",
-        lambda clerk, ms: clerk.sign_in_tokens.create_async(
-            request=request, retries=None, timeout_ms=ms
-        ),
-    )
-    return _sign_in_token(result, expires)
+    request = _TicketRequest.check(user_id, expires_in_seconds, org_id)
+    return await _create(_backend(secret_key, backend_api_url, timeout, max_retries), request)
 
 
 def create_sign_in_token_sync(
@@ -575,17 +642,8 @@ def create_sign_in_token_sync(
     max_retries: int = DEFAULT_MAX_RETRIES,
 ) -> SignInToken:
     """:func:`create_sign_in_token`, blocking."""
-    user_id = _check_user_id(user_id)
-    expires = _check_expires(expires_in_seconds)
-    backend = _backend(secret_key, backend_api_url, timeout, max_retries)
-    _import_sdk()
-    request = _create_request(user_id, expires, org_id)
-    result = _call_sync(
-        backend,
-        "create_sign_in_token",
-        lambda clerk, ms: clerk.sign_in_tokens.create(request=request, retries=None, timeout_ms=ms),
-    )
-    return _sign_in_token(result, expires)
+    request = _TicketRequest.check(user_id, expires_in_seconds, org_id)
+    return _create_sync(_backend(secret_key, backend_api_url, timeout, max_retries), request)
 
 
 async def revoke_sign_in_token(
@@ -600,15 +658,7 @@ async def revoke_sign_in_token(
     a ``BadRequestError`` (Clerk's code says it cannot be revoked), an unknown id a
     ``NotFoundError``."""
     token_id = _token_id_segment(sign_in_token_id)
-    backend = _backend(secret_key, backend_api_url, timeout, max_retries)
-    _import_sdk()
-    await _call_async(
-        backend,
-        "revoke_sign_in_token",
-        lambda clerk, ms: clerk.sign_in_tokens.revoke_async(
-            sign_in_token_id=token_id, retries=None, timeout_ms=ms
-        ),
-    )
+    await _revoke(_backend(secret_key, backend_api_url, timeout, max_retries), token_id)
 
 
 def revoke_sign_in_token_sync(
@@ -621,15 +671,7 @@ def revoke_sign_in_token_sync(
 ) -> None:
     """:func:`revoke_sign_in_token`, blocking."""
     token_id = _token_id_segment(sign_in_token_id)
-    backend = _backend(secret_key, backend_api_url, timeout, max_retries)
-    _import_sdk()
-    _call_sync(
-        backend,
-        "revoke_sign_in_token",
-        lambda clerk, ms: clerk.sign_in_tokens.revoke(
-            sign_in_token_id=token_id, retries=None, timeout_ms=ms
-        ),
-    )
+    _revoke_sync(_backend(secret_key, backend_api_url, timeout, max_retries), token_id)
 
 
 # -- sign a user in -----------------------------------------------------------------------------
@@ -656,7 +698,7 @@ async def sign_in_user(
     new one; ``CLERK_CLIENT_TOKEN`` is *not* read (a new device unless you say otherwise).
     ``timeout``/``max_retries`` apply to each Backend API call and to the Frontend API client.
     """
-    user_id = _check_user_id(user_id)
+    request = _TicketRequest.check(user_id, DEFAULT_SIGN_IN_TOKEN_LIFETIME, org_id)
     backend = _backend(secret_key, backend_api_url, timeout, max_retries)
     _check_key_pair(backend.secret_key, publishable_key, frontend_api_url)
     _import_sdk()
@@ -669,25 +711,14 @@ async def sign_in_user(
         timeout=timeout,
         max_retries=max_retries,
     ) as clerk:
-        ticket = await create_sign_in_token(
-            user_id,
-            secret_key=backend.secret_key,
-            org_id=org_id,
-            backend_api_url=backend.server_url,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        ticket = await _create(backend, request)
         try:
             envelope = await clerk.sign_in_with_ticket(ticket.token)
         except BaseException as error:
-            await _revoke_unused(ticket, backend, error)
+            with _revoking_unused(ticket, error):
+                await _revoke(backend.for_cleanup(), _token_id_segment(ticket.id))
             raise
-        return SignedInDevice.from_sign_in(
-            envelope,
-            client_token=clerk.client_token,
-            frontend_api_url=clerk.frontend_api_url,
-            user_id=user_id,
-        )
+        return _signed_in(envelope, clerk, request)
 
 
 def sign_in_user_sync(
@@ -703,7 +734,7 @@ def sign_in_user_sync(
     max_retries: int = DEFAULT_MAX_RETRIES,
 ) -> SignedInDevice:
     """:func:`sign_in_user`, blocking (with :class:`ClerkSessions`)."""
-    user_id = _check_user_id(user_id)
+    request = _TicketRequest.check(user_id, DEFAULT_SIGN_IN_TOKEN_LIFETIME, org_id)
     backend = _backend(secret_key, backend_api_url, timeout, max_retries)
     _check_key_pair(backend.secret_key, publishable_key, frontend_api_url)
     _import_sdk()
@@ -714,73 +745,53 @@ def sign_in_user_sync(
         timeout=timeout,
         max_retries=max_retries,
     ) as clerk:
-        ticket = create_sign_in_token_sync(
-            user_id,
-            secret_key=backend.secret_key,
-            org_id=org_id,
-            backend_api_url=backend.server_url,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        ticket = _create_sync(backend, request)
         try:
             envelope = clerk.sign_in_with_ticket(ticket.token)
         except BaseException as error:
-            _revoke_unused_sync(ticket, backend, error)
+            with _revoking_unused(ticket, error):
+                _revoke_sync(backend.for_cleanup(), _token_id_segment(ticket.id))
             raise
-        return SignedInDevice.from_sign_in(
-            envelope,
-            client_token=clerk.client_token,
-            frontend_api_url=clerk.frontend_api_url,
-            user_id=user_id,
-        )
+        return _signed_in(envelope, clerk, request)
 
 
-async def _revoke_unused(ticket: SignInToken, backend: _Backend, cause: BaseException) -> None:
+def _signed_in(
+    envelope: Envelope[SignIn],
+    clerk: AsyncClerkSessions | ClerkSessions,
+    request: _TicketRequest,
+) -> SignedInDevice:
+    return SignedInDevice.from_sign_in(
+        envelope,
+        client_token=clerk.client_token,
+        frontend_api_url=clerk.frontend_api_url,
+        user_id=request.user_id,
+    )
+
+
+@contextlib.contextmanager
+def _revoking_unused(ticket: SignInToken, cause: BaseException) -> Iterator[None]:
+    """Around revoking the ticket of a sign-in that failed with ``cause``: logs how it went,
+    and keeps a failure to revoke from hiding the sign-in's error (the one to raise)."""
     try:
-        await revoke_sign_in_token(
-            ticket.id,
-            secret_key=backend.secret_key,
-            backend_api_url=backend.server_url,
-            timeout=min(backend.timeout, 10.0),
-            max_retries=backend.max_retries,
-        )
-    except Exception as error:  # the sign-in's error is the one to raise
-        _revoke_failed(ticket, error, cause)
-    else:
-        logger.debug("revoked the unused sign-in token %s", ticket.id)
-
-
-def _revoke_unused_sync(ticket: SignInToken, backend: _Backend, cause: BaseException) -> None:
-    try:
-        revoke_sign_in_token_sync(
-            ticket.id,
-            secret_key=backend.secret_key,
-            backend_api_url=backend.server_url,
-            timeout=min(backend.timeout, 10.0),
-            max_retries=backend.max_retries,
-        )
+        yield
     except Exception as error:
-        _revoke_failed(ticket, error, cause)
+        # A sign-in that failed after the server took the ticket leaves nothing to revoke (400).
+        level = (
+            logging.DEBUG
+            if isinstance(error, ClerkAPIError) and error.status == 400
+            else (logging.WARNING)
+        )
+        logger.log(
+            level,
+            "the sign-in failed (%s) and its sign-in token %s could not be revoked: %s (it "
+            "expires on its own in %d s)",
+            type(cause).__name__,
+            ticket.id,
+            error,
+            ticket.expires_in_seconds,
+        )
     else:
         logger.debug("revoked the unused sign-in token %s", ticket.id)
-
-
-def _revoke_failed(ticket: SignInToken, error: Exception, cause: BaseException) -> None:
-    # A sign-in that failed after the server took the ticket leaves nothing to revoke (400).
-    level = (
-        logging.DEBUG
-        if isinstance(error, ClerkAPIError) and error.status == 400
-        else (logging.WARNING)
-    )
-    logger.log(
-        level,
-        "the sign-in failed (%s) and its sign-in token %s could not be revoked: %s (it expires "
-        "on its own in %d s)",
-        type(cause).__name__,
-        ticket.id,
-        error,
-        ticket.expires_in_seconds,
-    )
 
 
 def _session_user(envelope: Envelope[SignIn], session_id: str) -> str | None:

@@ -443,6 +443,33 @@ async def test_a_dropped_connection_is_retried(fresh: FrontendAPIEmulator, call:
     assert token.status == "pending"
 
 
+async def test_an_error_the_sdk_is_not_expected_to_raise_passes_through_untried(
+    kind: str,
+) -> None:
+    """Only clerk-backend-api's and httpx's errors are ours to translate and retry."""
+    attempts: list[int] = []
+
+    def broken(clerk: Any, timeout_ms: int) -> None:
+        attempts.append(timeout_ms)
+        raise LookupError("a bug, not a Backend API failure")
+
+    async def broken_async(clerk: Any, timeout_ms: int) -> None:
+        broken(clerk, timeout_ms)
+
+    async def send() -> None:
+        config = admin._backend(WRONG_KEY, DEAD_URL, 5, 3)
+        if kind == "async":
+            await admin._call_async(config, "create_sign_in_token", broken_async)
+        else:
+            admin._call_sync(config, "create_sign_in_token", broken)
+
+    with pytest.raises(LookupError, match="a bug") as caught:
+        await send()
+    assert len(attempts) == 1
+    assert 0 < attempts[0] <= 5000  # the attempt's timeout: what is left of the call's
+    assert caught.value.__context__ is None
+
+
 async def test_a_slow_server_is_a_timeout(fresh: FrontendAPIEmulator, call: Any) -> None:
     from clerk_sessions import APITimeoutError
 

@@ -1360,11 +1360,13 @@ async def test_a_failure_n_times_is_retried_through_by_the_sdk(fake_sleep: FakeS
     async with FrontendAPIEmulator() as fapi:
         device = fapi.sign_in()
         fault = fapi.fail("GET /v1/client/sessions/*", 503, times=2)
-        async with fapi.async_client(device, max_retries=2) as clerk:
-            clerk._sleep = fake_sleep  # retry at once instead of waiting out the backoff
+        # The emulator's clocks, and a sleep that retries at once instead of waiting out backoff.
+        runtime = Runtime(monotonic=fapi.clock.now, wall=fapi.clock.now, sleep=fake_sleep)
+        async with fapi.async_client(device, max_retries=2, _runtime=runtime) as clerk:
             envelope = await clerk.get_session(device.session_id)
             again = await clerk.get_session(device.session_id)
     assert (envelope.retries_taken, again.retries_taken) == (2, 0)
+    assert len(fake_sleep.delays) == 2
     assert fault.hits == 2
     assert [(r.status, r.fault) for r in fapi.requests] == [
         (503, fault),

@@ -396,8 +396,7 @@ def _recorder(recorded: list[Exchange]) -> Callable[[web.Request, bytes, web.Res
 @pytest.fixture(scope="module")
 def exchanges() -> list[Exchange]:
     recorded: list[Exchange] = []
-    with FrontendAPIEmulator(seed=7) as fapi:
-        fapi._exchange_hook = _recorder(recorded)
+    with FrontendAPIEmulator(seed=7, on_exchange=_recorder(recorded)) as fapi:
         _tour(fapi)
     return recorded
 
@@ -674,8 +673,7 @@ def bapi_spec() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sign_in_exchanges() -> list[Exchange]:
     recorded: list[Exchange] = []
-    with FrontendAPIEmulator(seed=11) as fapi:
-        fapi._exchange_hook = _recorder(recorded)
+    with FrontendAPIEmulator(seed=11, on_exchange=_recorder(recorded)) as fapi:
         _sign_in_tour(fapi)
     return recorded
 

@@ -358,6 +358,11 @@ async def test_a_derived_client_shares_the_loop_and_closes_with_its_parent(
     child = parent.with_client_token("child")
     assert isinstance(child, ClerkSessions)
     assert child._runtime is parent._runtime
+    # Made by the constructor path the owner uses: the same attributes, nothing copied over.
+    assert vars(child).keys() == vars(parent).keys()
+    assert child._root is parent
+    assert child._finalizer is None
+    assert child.with_client_token("grandchild")._root is parent
     await anyio.to_thread.run_sync(child.get_session, "sess_1")
     await anyio.to_thread.run_sync(child.close)  # the child stops; the pool stays open
     await anyio.to_thread.run_sync(parent.get_session, "sess_1")

@@ -31,17 +31,15 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ._emulator import FrontendAPIEmulator, RecordedRequest, SignedIn
 from ._faults import Fault
-from ._redis_server import RedisServer, RedisServerNotInstalled, running_redis
-from ._world import (
-    STALE_CLIENT_TOKEN_GRACE,
-    TEST_CODE,
-    Clock,
+from ._records import (
     OrganizationRecord,
     OutboxMessage,
     SessionRecord,
     SignInTokenRecord,
     UserRecord,
 )
+from ._redis_server import RedisServer, RedisServerNotInstalled, running_redis
+from ._world import STALE_CLIENT_TOKEN_GRACE, TEST_CODE, Clock
 
 __all__ = [
     "STALE_CLIENT_TOKEN_GRACE",

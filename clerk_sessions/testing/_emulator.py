@@ -1,4 +1,5 @@
-"""``FrontendAPIEmulator``: the world of ``_world`` served over HTTP by aiohttp.web.
+"""``FrontendAPIEmulator``: the world of ``_world`` (its answers drawn by ``_render``) served
+over HTTP by aiohttp.web.
 
 Routes come from the operations table (``clerk_sessions._operations``), so the emulator answers
 exactly the paths the SDK calls. Each request passes, in order: fault injection, the native-auth
@@ -43,19 +44,22 @@ from clerk_sessions._runtime import Runtime
 from clerk_sessions._sync import ClerkSessions
 
 from ._faults import Fault, FaultPlan, default_code
-from ._signing import Signer
-from ._world import (
-    SIGN_IN_TOKEN_LIFETIME,
+from ._records import (
     ClientRecord,
-    Clock,
-    FapiError,
     Json,
-    Minting,
     OrganizationRecord,
     OutboxMessage,
     SessionRecord,
     SignInTokenRecord,
     UserRecord,
+)
+from ._signing import Signer
+from ._world import (
+    SIGN_IN_ABANDON_AFTER,
+    SIGN_IN_TOKEN_LIFETIME,
+    Clock,
+    FapiError,
+    Minting,
     World,
     totp_code,
 )
@@ -94,6 +98,10 @@ _SIGN_IN_TOKEN_FIELDS = frozenset({"user_id", "expires_in_seconds", "org_id"})
 _SECRET_HEADERS = frozenset({"authorization", "cookie"})
 _REDACTED = "[redacted]"
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+ExchangeListener = Callable[[web.Request, bytes, web.Response], None]
+"""``on_exchange(request, body, response)``: one raw JSON exchange (``FrontendAPIEmulator``)."""
 
 
 @attrs.frozen
@@ -191,7 +199,13 @@ class FrontendAPIEmulator:
     away stops working, so a client that ignores rotation fails); ``clock`` (a ``Clock`` to move
     time); ``seed`` (deterministic IDs, codes and fault probabilities); ``max_logged_requests``
     (keep only the newest N in ``requests``; default ``None``: every request, as tests read the
-    whole log; the standalone server, ``python -m clerk_sessions.testing``, keeps 10,000).
+    whole log; the standalone server, ``python -m clerk_sessions.testing``, keeps 10,000);
+    ``on_exchange`` (called as ``on_exchange(request, body, response)`` with the aiohttp request,
+    its raw body and the ``web.Response`` about to be sent, for every JSON answer: errors and
+    injected error answers included, not HTML error pages, truncated bodies or dropped
+    connections; unlike ``requests`` nothing is redacted, so it is for tests that check raw
+    traffic, such as the conformance tests against Clerk's OpenAPI specs; it runs on the
+    server's event loop and must not block).
 
     Minting modes (``../shared/docs/fapi-protocol.md`` §7, §7b), off by default:
 
@@ -246,6 +260,7 @@ class FrontendAPIEmulator:
         clock: Clock | None = None,
         seed: int | None = None,
         max_logged_requests: int | None = None,
+        on_exchange: ExchangeListener | None = None,
     ) -> None:
         if token_lifetime <= 0:
             raise ValueError(f"token_lifetime must be positive, got {token_lifetime}")
@@ -276,8 +291,7 @@ class FrontendAPIEmulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._trace_ids = 0
         self._in_flight: set[asyncio.Task[Any]] = set()
-        self._exchange_hook: Callable[[web.Request, bytes, web.Response], None] | None = None
-        """Sees each complete JSON exchange, raw (secrets included): for conformance tests."""
+        self._on_exchange = on_exchange
         self.requests: list[RecordedRequest] = []
         """Every request answered so far (the newest ``max_logged_requests``), oldest first."""
         self._max_logged_requests = max_logged_requests
@@ -703,8 +717,10 @@ class FrontendAPIEmulator:
         session = world.sign_in(user, client, org_id, strategy="ticket")
         auth.client, auth.generation, auth.issued_token = client, client.token_generation, token
         return {
-            "response": world.render_sign_in(world.new_id("sia"), session, now),
-            "client": world.render_client(client),
+            "response": world.render.sign_in(
+                world.new_id("sia"), session, abandon_at=now + SIGN_IN_ABANDON_AFTER
+            ),
+            "client": world.client_json(client),
         }
 
     # --- the Backend API (sign-in tokens) ---
@@ -784,26 +800,27 @@ class FrontendAPIEmulator:
                 )
             org_id = world._membership(user, org.id).id
         record = world.create_sign_in_token(user, expires, org_id)
-        return world.render_sign_in_token(record, with_token=True)
+        return world.render.sign_in_token(record, with_token=True, issuer=world.issuer)
 
     def _bapi_revoke_sign_in_token(
         self, *, request: web.Request, body: bytes, params: Mapping[str, str]
     ) -> Json:
         self._check_secret_key(request)
-        record = self._world.revoke_sign_in_token(params["sign_in_token_id"])
-        return self._world.render_sign_in_token(record, with_token=False)
+        world = self._world
+        record = world.revoke_sign_in_token(params["sign_in_token_id"])
+        return world.render.sign_in_token(record, with_token=False, issuer=world.issuer)
 
     def _create_client(self, *, auth: _Auth, form: Mapping[str, str]) -> Json:
         # POST /v1/client mints a client; its token goes out in the Authorization header.
         client, token = self._world.new_client()
         auth.issued_token = token
         auth.client, auth.generation = client, client.token_generation
-        return {"response": self._world.render_client(client), "client": None}
+        return {"response": self._world.client_json(client), "client": None}
 
     def _get_client(self, *, auth: _Auth, form: Mapping[str, str]) -> Json:
         client = auth.client
         return {
-            "response": None if client is None else self._world.render_client(client),
+            "response": None if client is None else self._world.client_json(client),
             "client": None,
         }
 
@@ -895,8 +912,8 @@ class FrontendAPIEmulator:
         response = web.Response(
             status=status, body=payload, content_type="application/json", headers=out_headers
         )
-        if self._exchange_hook is not None:
-            self._exchange_hook(request, body, response)
+        if self._on_exchange is not None:
+            self._on_exchange(request, body, response)
         return response
 
     def _fault_answer(self, fault: Fault) -> None:

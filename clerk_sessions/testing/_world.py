@@ -1,16 +1,18 @@
 """The emulator's state and Clerk's rules for it: pure Python, no I/O.
 
-Records (users, organizations, clients, sessions, JWT templates, sign-in tokens) live in one
-``World``. Each of the twelve operations is a method taking the caller's client, the path
-parameters and the form, and returning the JSON body, or raising ``FapiError`` with Clerk's status
-and error ``code`` (``../shared/docs/fapi-protocol.md`` §5, §8, §9). Sign-in tokens ("tickets",
-§13) are made and revoked here and redeemed by the ticket sign-in. ``render_*`` turn records into
-the spec's shapes.
+Records (``_records``: users, organizations, clients, sessions, JWT templates, sign-in tokens)
+live in one ``World``, which changes them by Clerk's rules. Each of the twelve operations is a
+method taking the caller's client, the path parameters and the form, and returning the JSON body,
+or raising ``FapiError`` with Clerk's status and error ``code`` (``../shared/docs/fapi-protocol.md``
+§5, §8, §9). Sign-in tokens ("tickets", §13) are made and revoked here and redeemed by the ticket
+sign-in. Session and template JWTs are minted here (their claims are rules: ``fva``, the active
+organization, template shortcodes); the JSON bodies themselves are drawn by ``World.render``, a
+``_render.Renderer`` over the same records. The one rule applied on the way to a body is lazy
+expiry: ``client_json`` expires a client's due sessions before rendering it.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import random
@@ -23,9 +25,23 @@ from typing import Any
 
 import attrs
 
+from ._records import (
+    ClientRecord,
+    EmailRecord,
+    Json,
+    OrganizationRecord,
+    OutboxMessage,
+    PendingCode,
+    PhoneRecord,
+    Reverification,
+    SessionRecord,
+    SignInTokenRecord,
+    TemplateRecord,
+    UserRecord,
+    VerificationRecord,
+)
+from ._render import Renderer
 from ._signing import Signer
-
-Json = dict[str, Any]
 
 TEST_CODE = "424242"
 """Clerk's fixed code for ``+clerk_test`` emails and 555-0100…0199 phone numbers."""
@@ -104,14 +120,6 @@ class Clock:
             self._frozen = None
 
 
-def _ms(seconds: float) -> int:
-    return int(seconds * 1000)
-
-
-def _minutes_since(at: float | None, now: float) -> int:
-    return -1 if at is None else max(0, int((now - at) // 60))
-
-
 def is_test_email(address: str) -> bool:
     local, _, _ = address.partition("@")
     return "+clerk_test" in local
@@ -131,148 +139,7 @@ def totp_code(secret: bytes, at: float, step: int = 30, digits: int = 6) -> str:
     return str(value % 10**digits).zfill(digits)
 
 
-# --- records -----------------------------------------------------------------------------------
-
-
-@attrs.define
-class EmailRecord:
-    id: str
-    address: str
-
-
-@attrs.define
-class PhoneRecord:
-    id: str
-    number: str
-    second_factor: bool
-
-
-@attrs.define
-class UserRecord:
-    """A user. ``password``, ``totp_secret`` and ``backup_codes`` are what reverification checks."""
-
-    id: str
-    first_name: str | None
-    last_name: str | None
-    username: str | None
-    email_addresses: list[EmailRecord]
-    phone_numbers: list[PhoneRecord]
-    password: str | None = attrs.field(repr=False)
-    totp_secret: bytes | None = attrs.field(repr=False)
-    backup_codes: list[str] = attrs.field(repr=False)
-    public_metadata: dict[str, Any]
-    created_at: float
-
-    @property
-    def primary_email_address_id(self) -> str | None:
-        return self.email_addresses[0].id if self.email_addresses else None
-
-    @property
-    def primary_phone_number_id(self) -> str | None:
-        return self.phone_numbers[0].id if self.phone_numbers else None
-
-    @property
-    def identifier(self) -> str:
-        if self.email_addresses:
-            return self.email_addresses[0].address
-        if self.phone_numbers:
-            return self.phone_numbers[0].number
-        return self.username or self.id
-
-    @property
-    def second_factor_strategies(self) -> list[str]:
-        strategies = ["phone_code"] if any(p.second_factor for p in self.phone_numbers) else []
-        if self.totp_secret is not None:
-            strategies.append("totp")
-        if self.backup_codes:
-            strategies.append("backup_code")
-        return strategies
-
-
-@attrs.define
-class OrganizationRecord:
-    id: str
-    name: str
-    slug: str
-    members: dict[str, str]
-    """user id → role (``org:admin``, ``org:member``)."""
-    created_at: float
-    public_metadata: dict[str, Any] = attrs.Factory(dict)
-
-
-@attrs.define
-class TemplateRecord:
-    name: str
-    claims: dict[str, Any]
-    lifetime: int
-
-
-@attrs.define
-class PendingCode:
-    strategy: str
-    target_id: str
-    code: str = attrs.field(repr=False)
-    expire_at: float
-    attempts: int = 0
-
-
-@attrs.define
-class Reverification:
-    level: str
-    status: str
-    first_factor_verification: Json | None = None
-    second_factor_verification: Json | None = None
-    pending: dict[str, PendingCode] = attrs.Factory(dict)
-    """Prepared one-time codes by step (``first``/``second``)."""
-
-
-@attrs.define
-class SessionRecord:
-    id: str
-    client_id: str
-    user_id: str
-    status: str
-    created_at: float
-    updated_at: float
-    last_active_at: float
-    expire_at: float
-    abandon_at: float
-    last_active_organization_id: str | None
-    first_factor_at: float | None
-    second_factor_at: float | None
-    last_active_token: str | None = attrs.field(default=None, repr=False)
-    reverification: Reverification | None = None
-
-
-@attrs.define
-class ClientRecord:
-    id: str
-    session_ids: list[str]
-    last_active_session_id: str | None
-    created_at: float
-    updated_at: float
-    token_generation: int = 0
-    """How many times the client token was (re)issued; the request log names it."""
-    current_token: str = attrs.field(default="", repr=False)
-    superseded_at: dict[int, float] = attrs.Factory(dict)
-    """Token generation → when a newer token replaced it."""
-    last_authentication_strategy: str | None = None
-
-
-@attrs.define
-class SignInTokenRecord:
-    """A sign-in token of the Backend API (``POST /v1/sign_in_tokens``): ``pending`` until a
-    ticket sign-in uses it (``accepted``) or it is revoked (``revoked``); it works once, and
-    not after ``expire_at`` (on the emulator's clock)."""
-
-    id: str
-    user_id: str
-    org_id: str | None
-    token: str = attrs.field(repr=False)
-    status: str
-    created_at: float
-    updated_at: float
-    expire_at: float
+# --- what a token request carried --------------------------------------------------------------
 
 
 @attrs.frozen
@@ -298,20 +165,12 @@ MISSING_EXPIRED_TOKEN = "The expired_token parameter is required"
 """Clerk's message for ``422 missing_expired_token`` (the 2026 incidents, fapi-protocol §7b)."""
 
 
-@attrs.frozen
-class OutboxMessage:
-    """A code the emulator "sent" to an address that is not one of Clerk's test addresses."""
-
-    to: str
-    strategy: str
-    code: str = attrs.field(repr=False)
-
-
 # --- the world ---------------------------------------------------------------------------------
 
 
 class World:
-    """All state of one emulator, guarded by one lock (the server and the test share it)."""
+    """All state of one emulator and Clerk's rules over it, guarded by one lock (the server and
+    the test share it)."""
 
     def __init__(
         self, *, clock: Clock, signer: Signer, token_lifetime: int, seed: int | None
@@ -334,6 +193,13 @@ class World:
         self.sign_in_token_ids: dict[str, str] = {}
         """ticket (the token itself) → sign-in token id."""
         self.outbox: list[OutboxMessage] = []
+        self.render = Renderer(
+            users=self.users,
+            organizations=self.organizations,
+            sessions=self.sessions,
+            now=clock.now,
+        )
+        """Draws the records as Clerk's JSON; reads these dicts, which are never rebound."""
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_{''.join(self.rng.choices(_ID_ALPHABET, k=27))}"
@@ -675,7 +541,7 @@ class World:
 
     def get_session(self, client: ClientRecord, session_id: str, form: Mapping[str, str]) -> Json:
         session = self._session(client, session_id)
-        return {"response": self.render_session(session), "client": self.render_client(client)}
+        return {"response": self.render.session(session), "client": self.client_json(client)}
 
     def touch_session(self, client: ClientRecord, session_id: str, form: Mapping[str, str]) -> Json:
         session = self._active_session(client, session_id, "touch")
@@ -700,27 +566,27 @@ class World:
             session, session.last_active_organization_id
         )
         # intent=focus lets the server skip piggybacking the client (fapi-protocol §5).
-        piggyback = None if intent == "focus" else self.render_client(client)
-        return {"response": self.render_session(session), "client": piggyback}
+        piggyback = None if intent == "focus" else self.client_json(client)
+        return {"response": self.render.session(session), "client": piggyback}
 
     def end_session(self, client: ClientRecord, session_id: str, form: Mapping[str, str]) -> Json:
         session = self._active_session(client, session_id, "end")
         self._sign_out(client, session, "ended")
-        return {"response": self.render_session(session), "client": self.render_client(client)}
+        return {"response": self.render.session(session), "client": self.client_json(client)}
 
     def remove_session(
         self, client: ClientRecord, session_id: str, form: Mapping[str, str]
     ) -> Json:
         session = self._session(client, session_id)  # 404 once removed: it left the client
         self._sign_out(client, session, "removed")
-        return {"response": self.render_session(session), "client": self.render_client(client)}
+        return {"response": self.render.session(session), "client": self.client_json(client)}
 
     def remove_client_sessions_and_retain_cookie(
         self, client: ClientRecord, form: Mapping[str, str]
     ) -> Json:
         for session_id in list(client.session_ids):
             self._sign_out(client, self.sessions[session_id], "removed")
-        return {"response": self.render_client(client), "client": None}
+        return {"response": self.client_json(client), "client": None}
 
     def _sign_out(self, client: ClientRecord, session: SessionRecord, status: str) -> None:
         now = self.clock.now()
@@ -876,13 +742,7 @@ class World:
                 raise self._strategy_invalid(strategy)
             if not hmac.compare_digest(form.get("password", ""), user.password):
                 raise _form_error("form_password_incorrect", "password", "Password is incorrect.")
-            flow.first_factor_verification = {
-                "object": "verification_password",
-                "status": "verified",
-                "strategy": "password",
-                "attempts": 1,
-                "expire_at": None,
-            }
+            flow.first_factor_verification = _verified(strategy, "verification_password")
         elif strategy in ("email_code", "phone_code"):
             flow.first_factor_verification = self._check_code(flow, "first", strategy, form)
         else:
@@ -955,7 +815,7 @@ class World:
 
     def _send_code(
         self, flow: Reverification, step: str, strategy: str, target_id: str, address: str
-    ) -> Json:
+    ) -> VerificationRecord:
         now = self.clock.now()
         test_address = (
             is_test_email(address) if strategy == "email_code" else is_test_phone(address)
@@ -968,7 +828,7 @@ class World:
 
     def _check_code(
         self, flow: Reverification, step: str, strategy: str, form: Mapping[str, str]
-    ) -> Json:
+    ) -> VerificationRecord:
         pending = flow.pending.get(step)
         if pending is None or pending.strategy != strategy:
             raise FapiError(
@@ -998,31 +858,18 @@ class World:
         return _otp(strategy, "verified", pending.attempts, pending.expire_at)
 
     def _reverification_envelope(self, client: ClientRecord, session: SessionRecord) -> Json:
-        assert session.reverification is not None
-        user = self.users[session.user_id]
-        flow = session.reverification
-        return {
-            "response": {
-                "object": "session_reverification",
-                "level": flow.level,
-                "status": flow.status,
-                "supported_first_factors": _first_factors(user),
-                "supported_second_factors": _second_factors(user),
-                "first_factor_verification": flow.first_factor_verification,
-                "second_factor_verification": flow.second_factor_verification,
-                "session": self.render_session(session, full=False),
-            },
-            "client": self.render_client(client),
-        }
+        return {"response": self.render.reverification(session), "client": self.client_json(client)}
+
+    # --- what an answer shows ---
+
+    def client_json(self, client: ClientRecord) -> Json:
+        """``client`` as an answer shows it: its sessions past ``expire_at`` turn ``expired``
+        first (Clerk expires a session when it is next read), then ``render.client``."""
+        for session_id in client.session_ids:
+            self._expire_if_due(self.sessions[session_id])
+        return self.render.client(client)
 
     # --- session tokens (fapi-protocol §7) ---
-
-    def fva(self, session: SessionRecord) -> list[int]:
-        now = self.clock.now()
-        return [
-            _minutes_since(session.first_factor_at, now),
-            _minutes_since(session.second_factor_at, now),
-        ]
 
     def _base_claims(self, session: SessionRecord, lifetime: int) -> Json:
         now = int(self.clock.now())
@@ -1037,7 +884,8 @@ class World:
 
     def mint_session_token(self, session: SessionRecord, org_id: str | None) -> str:
         claims = self._base_claims(session, self.token_lifetime)
-        claims.update({"fva": self.fva(session), "sid": session.id, "sts": "active", "v": 2})
+        fva = session.factor_verification_age(self.clock.now())
+        claims.update({"fva": fva, "sid": session.id, "sts": "active", "v": 2})
         if org_id is not None:
             org = self.organizations[org_id]
             role = org.members[session.user_id]
@@ -1087,191 +935,6 @@ class World:
             )
         return values
 
-    # --- rendering: the spec's shapes ---
-
-    def render_session(self, session: SessionRecord, *, full: bool = True) -> Json:
-        base: Json = {
-            "id": session.id,
-            "object": "session",
-            "status": session.status,
-            "expire_at": _ms(session.expire_at),
-            "abandon_at": _ms(session.abandon_at),
-            "last_active_at": _ms(session.last_active_at),
-        }
-        if not full:
-            return base
-        user = self.users[session.user_id]
-        token = session.last_active_token
-        base.update(
-            {
-                "last_active_token": None if token is None else {"object": "token", "jwt": token},
-                "actor": None,
-                "tasks": None,
-                "last_active_organization_id": session.last_active_organization_id,
-                "public_user_data": {
-                    "first_name": user.first_name,
-                    "last_name": user.last_name,
-                    "image_url": _image_url(user.id),
-                    "has_image": False,
-                    "identifier": user.identifier,
-                    "user_id": user.id,
-                    "username": user.username,
-                },
-                "factor_verification_age": self.fva(session),
-                "created_at": _ms(session.created_at),
-                "updated_at": _ms(session.updated_at),
-                "user": self.render_user(user),
-            }
-        )
-        return base
-
-    def render_client(self, client: ClientRecord) -> Json:
-        sessions = [self.sessions[sid] for sid in client.session_ids]
-        for session in sessions:
-            self._expire_if_due(session)
-        return {
-            "object": "client",
-            "id": client.id,
-            "sessions": [self.render_session(session) for session in sessions],
-            "sign_in": None,
-            "sign_up": None,
-            "last_active_session_id": client.last_active_session_id,
-            "last_authentication_strategy": client.last_authentication_strategy
-            if sessions
-            else None,
-            "cookie_expires_at": None,
-            "captcha_bypass": False,
-            "created_at": _ms(client.created_at),
-            "updated_at": _ms(client.updated_at),
-        }
-
-    def render_sign_in(self, sign_in_id: str, session: SessionRecord, created_at: float) -> Json:
-        """A completed ticket sign-in (``Client.SignIn-2``)."""
-        user = self.users[session.user_id]
-        return {
-            "object": "sign_in_attempt",
-            "id": sign_in_id,
-            "status": "complete",
-            "supported_identifiers": ["email_address", "phone_number", "username"],
-            "supported_first_factors": _first_factors(user),
-            "supported_second_factors": _second_factors(user),
-            "first_factor_verification": {
-                "object": "verification_ticket",
-                "status": "verified",
-                "strategy": "ticket",
-                "attempts": None,
-                "expire_at": None,
-            },
-            "second_factor_verification": None,
-            "identifier": user.identifier,
-            "user_data": {
-                "first_name": user.first_name,
-                "last_name": user.last_name,
-                "image_url": _image_url(user.id),
-                "has_image": False,
-            },
-            "created_session_id": session.id,
-            "abandon_at": _ms(created_at + SIGN_IN_ABANDON_AFTER),
-        }
-
-    def render_sign_in_token(self, record: SignInTokenRecord, *, with_token: bool) -> Json:
-        """The Backend API's ``SignInToken``. Only the creating answer carries the token (and
-        the URL that embeds it): a revoke answer does not hand the credential out again."""
-        body: Json = {
-            "object": "sign_in_token",
-            "id": record.id,
-            "status": record.status,
-            "user_id": record.user_id,
-        }
-        if with_token:
-            body["token"] = record.token
-            body["url"] = f"{self.issuer}/v1/tickets/accept?ticket={record.token}"
-        body["created_at"] = _ms(record.created_at)
-        body["updated_at"] = _ms(record.updated_at)
-        return body
-
-    def render_user(self, user: UserRecord) -> Json:
-        created = _ms(user.created_at)
-        strategies = user.second_factor_strategies
-        return {
-            "id": user.id,
-            "object": "user",
-            "username": user.username,
-            "first_name": user.first_name,
-            "last_name": user.last_name,
-            "image_url": _image_url(user.id),
-            "has_image": False,
-            "primary_email_address_id": user.primary_email_address_id,
-            "primary_phone_number_id": user.primary_phone_number_id,
-            "primary_web3_wallet_id": None,
-            "password_enabled": user.password is not None,
-            "two_factor_enabled": bool(strategies),
-            "totp_enabled": "totp" in strategies,
-            "backup_code_enabled": "backup_code" in strategies,
-            "email_addresses": [_render_email(e, created) for e in user.email_addresses],
-            "phone_numbers": [_render_phone(p, created) for p in user.phone_numbers],
-            "web3_wallets": [],
-            "passkeys": [],
-            "organization_memberships": [
-                self._render_membership(org, user.id)
-                for org in self.organizations.values()
-                if user.id in org.members
-            ],
-            "external_accounts": [],
-            "saml_accounts": [],
-            "enterprise_accounts": [],
-            "public_metadata": user.public_metadata,
-            "private_metadata": {},
-            "unsafe_metadata": {},
-            "external_id": None,
-            "last_sign_in_at": created,
-            "banned": False,
-            "locked": False,
-            "lockout_expires_in_seconds": None,
-            "verification_attempts_remaining": 100,
-            "created_at": created,
-            "updated_at": created,
-            "delete_self_enabled": True,
-            "create_organization_enabled": True,
-            "last_active_at": created,
-            "mfa_enabled_at": created if strategies else None,
-            "mfa_disabled_at": None,
-            "legal_accepted_at": None,
-        }
-
-    def _render_membership(self, org: OrganizationRecord, user_id: str) -> Json:
-        created = _ms(org.created_at)
-        role = org.members[user_id]
-        return {
-            "id": f"orgmem_{org.id.removeprefix('org_')}{user_id[-6:]}",
-            "object": "organization_membership",
-            "public_metadata": {},
-            "role": role,
-            "role_name": role.removeprefix("org:").replace("_", " ").title(),
-            "permissions": ["org:sys_memberships:manage"] if role == "org:admin" else [],
-            "created_at": created,
-            "updated_at": created,
-            "organization": {
-                "id": org.id,
-                "object": "organization",
-                "name": org.name,
-                "slug": org.slug,
-                "image_url": _image_url(org.id),
-                "has_image": False,
-                "members_count": len(org.members),
-                "pending_invitations_count": 0,
-                "max_allowed_memberships": 5,
-                "admin_delete_enabled": True,
-                "public_metadata": org.public_metadata,
-                "created_at": created,
-                "updated_at": created,
-            },
-        }
-
-
-def _image_url(object_id: str) -> str:
-    return f"https://img.clerk.com/{base64.urlsafe_b64encode(object_id.encode()).decode()}"
-
 
 def _fill(value: Any, values: Mapping[str, Any]) -> Any:
     """Replace Clerk's ``{{shortcode}}`` templates inside a claim value (recursively)."""
@@ -1290,111 +953,10 @@ def _fill(value: Any, values: Mapping[str, Any]) -> Any:
     return out
 
 
-def _otp(strategy: str, status: str, attempts: int, expire_at: float) -> Json:
-    return {
-        "object": "verification_otp",
-        "status": status,
-        "strategy": strategy,
-        "attempts": attempts,
-        "expire_at": _ms(expire_at),
-    }
+def _otp(strategy: str, status: str, attempts: int, expire_at: float) -> VerificationRecord:
+    return VerificationRecord("verification_otp", status, strategy, attempts, expire_at)
 
 
-def _verified(strategy: str, object_name: str) -> Json:
-    return {
-        "object": object_name,
-        "status": "verified",
-        "strategy": strategy,
-        "attempts": 1,
-        "expire_at": None,
-    }
-
-
-def _mask_email(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def _mask_phone(number: str) -> str:
-    return f"{number[:5]}***{number[-4:]}"
-
-
-def _first_factors(user: UserRecord) -> list[Json]:
-    factors: list[Json] = [
-        {
-            "strategy": "email_code",
-            "safe_identifier": _mask_email(email.address),
-            "email_address_id": email.id,
-            "primary": index == 0,
-        }
-        for index, email in enumerate(user.email_addresses)
-    ]
-    factors += [
-        {
-            "strategy": "phone_code",
-            "safe_identifier": _mask_phone(phone.number),
-            "phone_number_id": phone.id,
-            "primary": index == 0,
-        }
-        for index, phone in enumerate(user.phone_numbers)
-    ]
-    if user.password is not None:
-        factors.append({"strategy": "password"})
-    return factors
-
-
-def _second_factors(user: UserRecord) -> list[Json]:
-    factors: list[Json] = [
-        {
-            "strategy": "phone_code",
-            "safe_identifier": _mask_phone(phone.number),
-            "phone_number_id": phone.id,
-            "default": True,
-        }
-        for phone in user.phone_numbers
-        if phone.second_factor
-    ]
-    factors += [
-        {"strategy": s} for s in ("totp", "backup_code") if s in user.second_factor_strategies
-    ]
-    return factors
-
-
-def _verification_of(status: str, strategy: str) -> Json:
-    return {
-        "object": "verification_otp",
-        "status": status,
-        "strategy": strategy,
-        "attempts": 1,
-        "expire_at": 0,
-    }
-
-
-def _render_email(email: EmailRecord, created: int) -> Json:
-    return {
-        "id": email.id,
-        "object": "email_address",
-        "email_address": email.address,
-        "reserved": False,
-        "verification": _verification_of("verified", "email_code"),
-        "linked_to": [],
-        "matches_sso_connection": False,
-        "created_at": created,
-        "updated_at": created,
-    }
-
-
-def _render_phone(phone: PhoneRecord, created: int) -> Json:
-    return {
-        "id": phone.id,
-        "object": "phone_number",
-        "phone_number": phone.number,
-        "reserved_for_second_factor": phone.second_factor,
-        "default_second_factor": phone.second_factor,
-        "reserved": False,
-        "verification": _verification_of("verified", "phone_code"),
-        "linked_to": [],
-        "backup_codes": None,
-        "created_at": created,
-        "updated_at": created,
-    }
+def _verified(strategy: str, kind: str) -> VerificationRecord:
+    """A factor verified without a code that expires (password, TOTP, backup code)."""
+    return VerificationRecord(kind, "verified", strategy, 1, None)
