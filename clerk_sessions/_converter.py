@@ -3,7 +3,8 @@
 ``CONVERTER`` is built once at import; each model gets two hooks, generated on first use:
 cattrs' ``make_dict_structure_fn`` hook (detailed validation, error paths) and, in front of it,
 an optimistic fast path that checks scalars inline and hands any input it does not like to the
-cattrs hook (see "Fast path" below). Structuring a response is a chain of plain function calls.
+cattrs hook. :mod:`._fast_path` generates the fast path; this module keeps the policy (below)
+that both follow. Structuring a response is a chain of plain function calls.
 :func:`structure` is what the rest of the package calls: it turns any structuring failure into
 :class:`~clerk_sessions.ResponseValidationError` carrying cattrs paths such as
 ``invalid type (expected str) @ $.response.id``.
@@ -28,10 +29,7 @@ resolves a model's field hooks when it generates the model's hook.
 
 from __future__ import annotations
 
-import linecache
-import types
-from collections.abc import Callable
-from typing import Any, TypeVar, Union, cast, get_args, get_origin, overload
+from typing import Any, TypeVar, cast, get_args, get_origin, overload
 
 import attrs
 import cattrs
@@ -45,18 +43,26 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from . import models
 from ._errors import ResponseValidationError
+from ._fast_path import compile_fast_hook
 from ._model_base import FrozenMapping, OpenEnum, UnknownVerification
 from ._redact import redact_text
+from ._typeinfo import (
+    SDK_FIELDS,
+    Hook,
+    NoneType,
+    is_dict,
+    is_list,
+    is_model,
+    is_optional,
+    is_verification_union,
+    type_name,
+    variants_by_object,
+)
 from .models import VERIFICATION_DISCRIMINATORS
 
 __all__ = ["CONVERTER", "make_converter", "structure"]
 
 T = TypeVar("T")
-Hook = Callable[[Any, Any], Any]
-
-# Model fields the SDK fills, never read from the JSON.
-SDK_FIELDS = frozenset({"unknown_fields", "retries_taken"})
-NoneType = type(None)
 
 # How many failure paths a ResponseValidationError message names (all are in ``.paths``).
 MESSAGE_PATHS = 3
@@ -81,22 +87,9 @@ def _json_type(value: object) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def _type_name(tp: Any) -> str:
-    """``SessionStatus | None``, ``list[EmailAddress]``, ``Envelope[Session]``..."""
-    if _is_union(tp):
-        return " | ".join(_type_name(arg) for arg in get_args(tp))
-    origin = get_origin(tp)
-    if origin is not None:
-        args = ", ".join(_type_name(arg) for arg in get_args(tp))
-        return f"{_type_name(origin)}[{args}]"
-    if tp is NoneType:
-        return "None"
-    return getattr(tp, "__name__", None) or repr(tp)
-
-
 def _format_exception(exc: BaseException, tp: Any) -> str:
     """cattrs ``format_exception`` with readable type names and no echoed values."""
-    expected = f"expected {_type_name(tp)}" if tp is not None else None
+    expected = f"expected {type_name(tp)}" if tp is not None else None
     if isinstance(exc, KeyError):
         return "required field missing"
     if isinstance(exc, ForbiddenExtraKeysError):
@@ -106,40 +99,6 @@ def _format_exception(exc: BaseException, tp: Any) -> str:
     if isinstance(exc, ValueError):
         return f"invalid value ({expected})" if expected else "invalid value"
     return f"unexpected error ({type(exc).__name__}: {redact_text(str(exc))})"
-
-
-# --------------------------------------------------------------------------------------------
-# Type predicates
-# --------------------------------------------------------------------------------------------
-
-
-def _is_union(tp: Any) -> bool:
-    return get_origin(tp) in (Union, types.UnionType)
-
-
-def _is_verification_union(tp: Any) -> bool:
-    return _is_union(tp) and UnknownVerification in get_args(tp)
-
-
-def _is_optional(tp: Any) -> bool:
-    """``X | None`` with a single ``X`` (verification unions are handled separately)."""
-    if not _is_union(tp):
-        return False
-    args = get_args(tp)
-    return len(args) == 2 and NoneType in args
-
-
-def _is_list(tp: Any) -> bool:
-    return tp is list or get_origin(tp) is list
-
-
-def _is_dict(tp: Any) -> bool:
-    return tp is dict or get_origin(tp) is dict
-
-
-def _is_model(tp: Any) -> bool:
-    cls = get_origin(tp) or tp
-    return isinstance(cls, type) and attrs.has(cls) and cls is not UnknownVerification
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +224,7 @@ def _list_factory(tp: Any, converter: cattrs.Converter) -> Hook:
                 noted: Any = exc  # add_note() and __notes__ are typed from Python 3.11 on
                 noted.__notes__ = [*getattr(exc, "__notes__", []), note]
                 errors.append(exc)
-        raise IterableValidationError(f"While structuring {_type_name(tp)}", errors, tp)
+        raise IterableValidationError(f"While structuring {type_name(tp)}", errors, tp)
 
     if item_tp not in (str, int):
         return structure_list
@@ -309,7 +268,7 @@ def _model_factory(*, forbid_extra_keys: bool, track_unknown_fields: bool, fast_
         for sdk_field in SDK_FIELDS & names:
             overrides[sdk_field] = override(omit=True)
         known = frozenset(names - SDK_FIELDS)
-        label = _type_name(tp)
+        label = type_name(tp)
         use_fast_path = fast_path and not forbid_extra_keys
         inner: Hook | None = None
 
@@ -339,264 +298,10 @@ def _model_factory(*, forbid_extra_keys: bool, track_unknown_fields: bool, fast_
 
         if not use_fast_path:
             return structure_model
-        return _compile_fast_hook(tp, cls, converter, structure_model, known if tracks else None)
+        # In front of it, the generated fast path (see _fast_path), which falls back to it.
+        return compile_fast_hook(tp, cls, converter, structure_model, known if tracks else None)
 
     return factory
-
-
-# --------------------------------------------------------------------------------------------
-# Fast path. cattrs' generated hook calls one hook per field inside its own try block; on a
-# realistic getSession body most of those calls are scalar checks. For each model a function
-# is generated that checks scalars inline and calls hooks only for nested values. It is
-# optimistic: on *any* failure it hands the same input to the cattrs hook above, which does the
-# work again with detailed validation and raises with the paths. Its checks are exact-type
-# (``v.__class__ is str``), never more lenient than the cattrs hook's, so both agree on every
-# input the fast path accepts (tests compare them on generated payloads).
-# --------------------------------------------------------------------------------------------
-
-
-class _Mismatch(Exception):
-    """Raised inside a fast path to fall back to the detailed hook; never escapes it."""
-
-
-_MISSING = object()
-_FACTORY: type = type(attrs.Factory(list))  # attrs types Factory as a function
-_INLINE_CHECKS: dict[Any, str] = {
-    str: "{v}.__class__ is not str",
-    int: "{v}.__class__ is not int",
-    bool: "{v} is not True and {v} is not False",
-    dict: "{v}.__class__ is not dict",
-}
-
-
-def _inline_key(tp: Any) -> Any:
-    """The key of ``_INLINE_CHECKS`` for a type (``dict[str, Any]`` checks as ``dict``)."""
-    return dict if _is_dict(tp) else tp
-
-
-def _lazy_hook(table: dict[Any, Any], name: Any, converter: cattrs.Converter, tp: Any) -> Hook:
-    """A stand-in for a nested type's hook that fetches (generates) it on first use and puts it
-    in its place (in a generated function's globals, or a dispatch table): the hooks of types
-    no response has carried yet (sign-in and sign-up objects, most verification kinds) are
-    never built."""
-
-    def first_use(value: Any, type_: Any = None) -> Any:
-        hook = table[name] = converter.get_structure_hook(tp)
-        return hook(value, tp)
-
-    return first_use
-
-
-def _variants_by_object(tp: Any) -> dict[str, Any]:
-    """The variants of a verification union that an ``object`` value names unambiguously."""
-    owners: dict[str, list[Any]] = {}
-    for variant in get_args(tp):
-        if variant is not NoneType and variant is not UnknownVerification:
-            for obj in VERIFICATION_DISCRIMINATORS[variant].objects:
-                owners.setdefault(obj, []).append(variant)
-    return {obj: found[0] for obj, found in owners.items() if len(found) == 1}
-
-
-def _field_code(
-    index: int, field: attrs.Attribute[Any], tp: Any, converter: cattrs.Converter, env: Any
-) -> list[str]:
-    """Source lines that set ``f<index>`` from ``o`` for one field, or raise.
-
-    A field whose value is ``None`` adds one to ``missing`` when its key is absent: the
-    object then has unknown keys exactly when ``len(o)`` exceeds the known keys present.
-    """
-    v, key = f"f{index}", repr(field.name)
-    hook, type_ = f"__h{index}", f"__t{index}"
-    absent = f"if {key} not in o: missing += 1"
-
-    def use_hook(for_type: Any) -> None:
-        env[hook] = _lazy_hook(env, hook, converter, for_type)
-        env[type_] = for_type
-
-    default: Any = field.default
-    if default is attrs.NOTHING:  # mandatory: id, object, Token.jwt, Envelope.response
-        check = _INLINE_CHECKS.get(tp)
-        if check is not None and tp is not dict:
-            return [f"{v} = o[{key}]", f"if {check.format(v=v)}: raise __M"]
-        use_hook(tp)
-        return [f"{v} = {hook}(o[{key}], {type_})"]
-    if default is None and _is_union(tp) and NoneType in get_args(tp):
-        args = [arg for arg in get_args(tp) if arg is not NoneType]
-        single = args[0] if len(args) == 1 else None
-        check = _INLINE_CHECKS.get(_inline_key(single)) if single is not None else None
-        if check is not None:
-            return [
-                f"{v} = get({key})",
-                f"if {v} is None:",
-                f"    {absent}",
-                f"elif {check.format(v=v)}: raise __M",
-            ]
-        if isinstance(single, type) and issubclass(single, OpenEnum):
-            env[f"__e{index}"] = single._value2member_map_
-            use_hook(single)
-            return [
-                f"{v} = get({key})",
-                f"if {v} is not None:",
-                f"    m = __e{index}.get({v})",
-                f"    {v} = m if m is not None else {hook}({v}, {type_})",
-                f"elif {key} not in o: missing += 1",
-            ]
-        use_hook(single if single is not None else tp)  # a model, or a verification union
-        if single is None and _is_verification_union(tp):
-            # The variant named by ``object`` directly (what the union's hook would pick
-            # first); anything else (no or an ambiguous ``object``) goes to the union's hook.
-            table = f"__vo{index}"
-            by_object: dict[str, Hook] = {}
-            env[table] = by_object
-            for obj, variant in _variants_by_object(tp).items():
-                by_object[obj] = _lazy_hook(by_object, obj, converter, variant)
-            return [
-                f"{v} = get({key})",
-                f"if type({v}) is dict:",
-                f"    h = {table}.get({v}.get('object'))",
-                f"    {v} = h({v}) if h is not None else {hook}({v}, {type_})",
-                f"elif {v} is not None: {v} = {hook}({v}, {type_})",
-                f"elif {key} not in o: missing += 1",
-            ]
-        return [
-            f"{v} = get({key})",
-            f"if {v} is not None: {v} = {hook}({v}, {type_})",
-            f"elif {key} not in o: missing += 1",
-        ]
-    factory = getattr(default, "factory", None) if isinstance(default, _FACTORY) else None
-    if factory is not None:
-        if factory is list and _is_list(tp):
-            return _list_code(index, v, key, tp, converter, env)
-        if factory is dict and _is_dict(tp):
-            return [
-                f"{v} = get({key})",
-                f"if {v} is None:",
-                f"    {v} = {{}}",
-                f"    {absent}",
-                f"elif {v}.__class__ is not dict: raise __M",
-            ]
-    # Anything else (Token.object = "token"): the field's hook, or its default when absent.
-    use_hook(tp)
-    env[f"__d{index}"] = default
-    fallback = f"__d{index}.factory()" if isinstance(default, _FACTORY) else f"__d{index}"
-    return [
-        f"{v} = get({key}, __missing)",
-        f"if {v} is __missing:",
-        f"    {v} = {fallback}",
-        "    missing += 1",
-        f"else: {v} = {hook}({v}, {type_})",
-    ]
-
-
-def _list_code(
-    index: int, v: str, key: str, tp: Any, converter: cattrs.Converter, env: Any
-) -> list[str]:
-    """A list field inline: null is ``[]``, an empty list costs no call, items are checked
-    in place (``list[str]``, ``list[int]``) or by the item's hook, in a new list either way."""
-    (item_tp,) = get_args(tp) or (Any,)
-    absent = f"    if {key} not in o: missing += 1"
-    if item_tp in (str, int):
-        return [
-            f"{v} = get({key})",
-            f"if {v} is None:",
-            f"    {v} = []",
-            absent,
-            f"elif {v}.__class__ is not list: raise __M",
-            "else:",
-            f"    for x in {v}:",
-            f"        if x.__class__ is not {item_tp.__name__}: raise __M",
-            f"    {v} = {v}.copy()",
-        ]
-    item = f"__i{index}"
-    env[item] = _lazy_hook(env, item, converter, item_tp)
-    env[f"__it{index}"] = item_tp
-    # A model's fast hook takes the value alone: map() then calls it from C.
-    each = (
-        f"list(map({item}, {v}))"
-        if _is_model(item_tp)
-        else f"[{item}(x, __it{index}) for x in {v}]"
-    )
-    return [
-        f"{v} = get({key})",
-        f"if {v}.__class__ is list: {v} = {each} if {v} else []",
-        f"elif {v} is None:",
-        f"    {v} = []",
-        absent,
-        "else: raise __M",
-    ]
-
-
-def _sets_slots_plainly(cls: type) -> bool:
-    """Whether assigning every slot builds the same object as ``__init__`` does: a slotted
-    attrs class without validators, converters, setattr hooks or init hooks (all models)."""
-    return (
-        "__slots__" in cls.__dict__
-        and getattr(cls, "__setattr__", None) is object.__setattr__
-        and not hasattr(cls, "__attrs_pre_init__")
-        and not hasattr(cls, "__attrs_post_init__")
-        and all(
-            f.init and f.validator is None and f.converter is None and f.alias == f.name
-            for f in attrs.fields(cls)
-        )
-    )
-
-
-def _compile_fast_hook(
-    tp: Any, cls: type, converter: cattrs.Converter, slow: Hook, known: frozenset[str] | None
-) -> Hook:
-    typevars = dict(zip(getattr(cls, "__parameters__", ()), get_args(tp), strict=False))
-    env: dict[str, Any] = {
-        "__cls": cls,
-        "__new": object.__new__,
-        "__slow": slow,
-        "__M": _Mismatch,
-        "__missing": _MISSING,
-        "__known": known,
-        "__frozen": FrozenMapping,
-    }
-    body: list[str] = []
-    values: list[tuple[str, str]] = []  # (attribute, expression)
-    for index, field in enumerate(attrs.fields(attrs.resolve_types(cls))):
-        if field.name in SDK_FIELDS:
-            if not isinstance(field.default, _FACTORY):
-                env[f"__sdk{index}"] = field.default
-                values.append((field.name, f"__sdk{index}"))
-            continue
-        field_tp = typevars.get(field.type, field.type)
-        body.extend(_field_code(index, field, field_tp, converter, env))
-        values.append((field.name, f"f{index}"))
-    if _sets_slots_plainly(cls) and len(values) == len(attrs.fields(cls)):
-        # Half the cost of a keyword call to __init__ for a model of 40 fields.
-        build = ["obj = __new(__cls)", *(f"obj.{name} = {value}" for name, value in values)]
-    else:
-        kwargs = ", ".join(f"{name}={value}" for name, value in values if value[0] == "f")
-        build = [f"obj = __cls({kwargs})"]
-    name = f"fast_structure_{cls.__name__}"
-    lines = [
-        f"def {name}(o, _=None):",
-        "    if o.__class__ is not dict:",
-        "        return __slow(o, None)",
-        "    get = o.get",
-        "    missing = 0",
-        "    try:",
-        *(f"        {line}" for line in body),
-        *(f"        {line}" for line in build),
-        "    except Exception:",
-        "        return __slow(o, None)  # redo it in detail: raises with the paths",
-    ]
-    if known is not None:
-        env["__n"] = len(known)
-        lines += [
-            "    if len(o) != __n - missing:  # keys beyond the known ones present",
-            "        extra = {k: v for k, v in o.items() if k not in __known}",
-            "        obj.unknown_fields = __frozen(extra)",
-        ]
-    lines.append("    return obj")
-    source = "\n".join(lines) + "\n"
-    filename = f"<clerk_sessions fast structure {_type_name(tp)}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), env)  # our own generated source
-    return cast(Hook, env[name])
 
 
 def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
@@ -618,7 +323,7 @@ def _verification_union_factory(tp: Any, converter: cattrs.Converter) -> Hook:
             strategy_owners.setdefault(strategy, []).append(variant)
         if disc.strategy_prefix:
             prefixes.append((disc.strategy_prefix, variant))
-    by_object = _variants_by_object(tp)
+    by_object = variants_by_object(tp)
     by_strategy = {k: owners[0] for k, owners in strategy_owners.items() if len(owners) == 1}
     prefixes.sort(key=lambda pair: -len(pair[0]))
     hooks: dict[Any, Hook] = {}  # a variant's hook is built when the variant first occurs
@@ -663,7 +368,7 @@ def _model_types() -> list[Any]:
         obj = getattr(models, name)
         if obj is models.Envelope:
             continue  # only its parametrised aliases can be structured
-        if _is_model(obj):
+        if is_model(obj):
             found.append(obj)
     return found
 
@@ -693,11 +398,11 @@ def make_converter(
     # Registered by class (singledispatch), so it wins over the ``str`` hook for str enums.
     converter.register_structure_hook(OpenEnum, _structure_open_enum)
     converter.register_structure_hook(UnknownVerification, _structure_unknown_verification)
-    converter.register_structure_hook_factory(_is_list, _list_factory)
-    converter.register_structure_hook_factory(_is_dict, _dict_factory)
-    converter.register_structure_hook_factory(_is_optional, _optional_factory)
+    converter.register_structure_hook_factory(is_list, _list_factory)
+    converter.register_structure_hook_factory(is_dict, _dict_factory)
+    converter.register_structure_hook_factory(is_optional, _optional_factory)
     converter.register_structure_hook_factory(
-        _is_model,
+        is_model,
         _model_factory(
             forbid_extra_keys=forbid_extra_keys,
             track_unknown_fields=track_unknown_fields,
@@ -705,7 +410,7 @@ def make_converter(
         ),
     )
     # Last registered is consulted first: verification unions before plain optionals.
-    converter.register_structure_hook_factory(_is_verification_union, _verification_union_factory)
+    converter.register_structure_hook_factory(is_verification_union, _verification_union_factory)
     # Hooks are generated on first use, each once: importing the package compiles none, and
     # the types no response carries (sign-in and sign-up objects...) are never compiled.
     return converter

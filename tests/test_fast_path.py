@@ -1,5 +1,6 @@
-"""The converter's generated fast path (unknown keys found by counting, hooks built on use)
-and the models' shared ``repr`` and ``==`` (``ModelBase``).
+"""The generated fast path of ``clerk_sessions._fast_path`` (unknown keys found by counting,
+hooks built on use), against cattrs' own hooks, and the models' shared ``repr`` and ``==``
+(``ModelBase``).
 
 The fast path tells an object with unknown keys from one without by counting the known keys
 it found (``len(o)`` against the known keys present), not by a set test per object; these
