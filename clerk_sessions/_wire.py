@@ -201,14 +201,26 @@ def parse_success(
 
 
 def _redact_json(value: Any, secrets: tuple[str | None, ...]) -> Any:
-    """``value`` with credentials masked in every string it holds (error ``meta``)."""
-    if isinstance(value, str):
-        return redact_text(value, secrets)
-    if isinstance(value, dict):
-        return {key: _redact_json(item, secrets) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redact_json(item, secrets) for item in value]
-    return value
+    """A copy of ``value`` with credentials masked in every string it holds (error ``meta``).
+
+    Iterative: a hostile body may nest as deep as the JSON parser allows (1,024 levels), past
+    Python's recursion limit."""
+    root = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]  # (container, key) of values still to redact
+    while pending:
+        container, key = pending.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = redact_text(item, secrets)
+        elif isinstance(item, dict):
+            copy = dict(item)
+            container[key] = copy
+            pending.extend((copy, name) for name in copy)
+        elif isinstance(item, list):
+            copy_list = list(item)
+            container[key] = copy_list
+            pending.extend((copy_list, index) for index in range(len(copy_list)))
+    return root[0]
 
 
 def api_error(

@@ -7,9 +7,11 @@ import enum
 import pytest
 
 from clerk_sessions import UNSET
+from clerk_sessions._errors import BadRequestError
 from clerk_sessions._operations import CREATE_SESSION_TOKEN, GET_SESSION, TOUCH_SESSION
+from clerk_sessions._redact import REDACTED
 from clerk_sessions._retry import parse_retry_after
-from clerk_sessions._wire import build_request, encode_form_value, rotated_client_token
+from clerk_sessions._wire import api_error, build_request, encode_form_value, rotated_client_token
 
 NOW = 1_700_000_000.0
 
@@ -124,3 +126,18 @@ def test_a_rotated_token_with_a_control_character_is_not_taken() -> None:
 
     assert rotated_client_token({"Authorization": "tok\x08en"}) == (False, None)
     assert rotated_client_token({"Authorization": "token"}) == (True, "token")
+
+
+def test_an_error_body_nested_as_deep_as_json_allows_still_gives_a_redacted_typed_error() -> None:
+    # orjson parses up to 1,024 levels; redacting meta must not hit Python's recursion limit.
+    depth = 1_000
+    meta = '{"a":' * depth + '"leaked canary-secret"' + "}" * depth
+    body = f'{{"errors":[{{"code":"c","message":"m","meta":{meta}}}]}}'.encode()
+
+    error = api_error(GET_SESSION, 400, {}, body, secrets=("canary-secret",))
+
+    assert isinstance(error, BadRequestError)
+    inner = error.errors[0].meta
+    for _ in range(depth):
+        inner = inner["a"]
+    assert inner == f"leaked {REDACTED}"  # redacted at the bottom
