@@ -431,7 +431,6 @@ class AsyncClerkSessions:
         call_timeout = shared.timeout if timeout is UNSET else _coerce_timeout(timeout)
         if max_retries is not UNSET:
             _check_max_retries(max_retries)
-        retries_allowed = allowed_retries(operation.retry_safe, shared.max_retries, max_retries)
         device, gate, runtime = self._device, self._gate, shared.runtime
         monotonic = runtime.monotonic
         minting = operation.mints_session_token
@@ -514,6 +513,7 @@ class AsyncClerkSessions:
                     retry_after = parse_retry_after(headers, runtime.wall())
                 failure = error
             reason = retry_reason(status, failure, retry_safe=operation.retry_safe)
+            retries_allowed = allowed_retries(operation.retry_safe, shared.max_retries, max_retries)
             delay = plan_retry(
                 reason=reason,
                 retries_taken=retries,

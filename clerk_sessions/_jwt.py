@@ -30,6 +30,9 @@ def token_key(
     return (host, device, session_id, template, None if personal else organization_id)
 
 
+_NUMBERS = frozenset({int, float})
+
+
 def _segment(segment: str) -> Any:
     # What base64.urlsafe_b64decode does, without its Python layers (most of its cost).
     standard = segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4)
@@ -49,13 +52,30 @@ def jwt_claims(jwt: str) -> dict[str, Any] | None:
 class JwtTiming:
     """What the cache needs from a JWT: its lifetime and its freshness order."""
 
-    __slots__ = ("expires_at", "issued_at", "origin_issued_at")
+    __slots__ = ("_header", "_origin_issued_at", "expires_at", "issued_at")
 
-    def __init__(self, issued_at: float, expires_at: float, origin_issued_at: float | None):
+    def __init__(self, issued_at: float, expires_at: float, header: str) -> None:
         self.issued_at = issued_at
         self.expires_at = expires_at
-        self.origin_issued_at = origin_issued_at
-        """The ``oiat`` header: when the session state behind the token was issued."""
+        # The header is read only when freshness is compared (a token replacing a kept one):
+        # a batch's new tokens never need it.
+        self._header: str | None = header
+        self._origin_issued_at: float | None = None
+
+    @property
+    def origin_issued_at(self) -> float | None:
+        """The ``oiat`` header: when the session state behind the token was issued (None when
+        the header has none, or cannot be read)."""
+        header = self._header
+        if header is not None:
+            try:
+                head = _segment(header)
+            except (ValueError, binascii.Error, orjson.JSONDecodeError):
+                head = None
+            oiat: Any = head.get("oiat") if type(head) is dict else None
+            self._origin_issued_at = float(oiat) if type(oiat) in _NUMBERS else None
+            self._header = None
+        return self._origin_issued_at
 
     def __repr__(self) -> str:
         return (
@@ -71,25 +91,21 @@ class JwtTiming:
         return (1, self.origin_issued_at, self.issued_at)
 
 
-_NUMBERS = frozenset({int, float})
-
-
 def jwt_timing(jwt: str) -> JwtTiming | None:
     """``iat``/``exp`` (and ``oiat``) of a JWT, unverified; None if it cannot be read."""
     try:
         header, payload, _signature = jwt.split(".")
-        claims, head = _segment(payload), _segment(header)
+        claims = _segment(payload)
     except (ValueError, binascii.Error, orjson.JSONDecodeError):
         return None
-    if type(claims) is not dict or type(head) is not dict:  # orjson makes plain dicts
+    if type(claims) is not dict:  # orjson makes plain dicts
         return None
     iat: Any = claims.get("iat")
     exp: Any = claims.get("exp")
-    oiat: Any = head.get("oiat")
     # JSON numbers only (orjson gives exactly int or float; a bool is neither).
     if type(iat) not in _NUMBERS or type(exp) not in _NUMBERS:
         return None
-    return JwtTiming(float(iat), float(exp), float(oiat) if type(oiat) in _NUMBERS else None)
+    return JwtTiming(float(iat), float(exp), header)
 
 
 class CachedToken:

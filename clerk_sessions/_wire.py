@@ -50,13 +50,25 @@ class PreparedRequest:
     frozen class costs a compiled ``__init__`` at import and ``object.__setattr__`` per field.
     """
 
-    __slots__ = ("body", "client_token", "headers", "method", "operation", "secrets", "url")
+    __slots__ = (
+        "base_url",
+        "body",
+        "client_token",
+        "headers",
+        "method",
+        "operation",
+        "path",
+        "query",
+        "secrets",
+    )
 
     def __init__(
         self,
         operation: Operation[Any],
         method: str,
-        url: str,
+        base_url: str,
+        path: str,
+        query: str,
         headers: Mapping[str, str],
         body: bytes | None,
         client_token: str | None,
@@ -64,16 +76,23 @@ class PreparedRequest:
     ) -> None:
         self.operation = operation
         self.method = method
-        self.url = url
-        """Fully percent-encoded; send it without re-encoding."""
+        self.base_url = base_url
+        self.path = path
+        """Below ``base_url``, percent-encoded (as ``query`` is): sent without re-encoding."""
+        self.query = query
         self.headers = headers
         self.body = body
         self.client_token = client_token
         self.secrets = secrets
 
+    @property
+    def url(self) -> str:
+        """The whole URL (its query may carry a credential, §7b: never log it)."""
+        return f"{self.base_url}{self.path}?{self.query}"
+
     def __repr__(self) -> str:  # headers, body, token and query (§7b) may hold secrets
-        name, method, path = self.operation.name, self.method, self.url.split("?", 1)[0]
-        return f"PreparedRequest(operation={name!r}, method={method!r}, url={path!r})"
+        name, method, url = self.operation.name, self.method, self.base_url + self.path
+        return f"PreparedRequest(operation={name!r}, method={method!r}, url={url!r})"
 
 
 def encode_path_segment(name: str, value: object) -> str:
@@ -120,8 +139,11 @@ def build_request(
     fields are left out, ``None`` is sent as ``key=``. ``query_args`` follow ``_is_native``.
     """
     path = operation.path
-    for name in operation.path_params:
-        path = path.replace("{" + name + "}", encode_path_segment(name, path_args[name]))
+    for name, placeholder in operation.path_placeholders:
+        value = path_args[name]
+        if value.__class__ is not str or not _PLAIN_SEGMENT.fullmatch(value):
+            value = encode_path_segment(name, value)  # checks it, escapes it
+        path = path.replace(placeholder, value)
 
     if header_args is not None:
         for python_name in operation.headers:
@@ -159,11 +181,13 @@ def build_request(
             secret_values = (value for name, value in fields if name in operation.secret_body)
             secrets = (client_token, *secret_values)
 
-    url = f"{base_url}{path}?_is_native=1"
+    query = "_is_native=1"
     if query_args:
-        url = f"{url}&{urlencode(query_args)}"
+        query = f"{query}&{urlencode(query_args)}"
         secrets = (*secrets, *query_args.values())  # the query carries only credentials (§7b)
-    return PreparedRequest(operation, method, url, request_headers, body, client_token, secrets)
+    return PreparedRequest(
+        operation, method, base_url, path, query, request_headers, body, client_token, secrets
+    )
 
 
 def rotated_client_token(response_headers: Mapping[str, str]) -> tuple[bool, str | None]:
