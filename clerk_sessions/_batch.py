@@ -116,7 +116,7 @@ class BatchGate:
 
     def before_attempt(self, operation: str, base_url: str) -> None:
         """Raise instead of sending while the breaker is open (except for the one probe)."""
-        if self._failures < _constants.BREAKER_FAILURES:  # closed (is_open, inline: per request)
+        if not self.is_open():
             return
         if not self._probing and self._monotonic() >= self._probe_at:
             self._probing = True  # this request is the probe

@@ -43,7 +43,6 @@ class Operation(Generic[R]):
         "operation_id",
         "path",
         "path_params",
-        "path_placeholders",
         "required_body",
         "response_type",
         "retry_safe",
@@ -74,7 +73,6 @@ class Operation(Generic[R]):
         self.path = path
         """Path template below ``/v1``'s parent, e.g. ``/v1/client/sessions/{session_id}``."""
         self.path_params: tuple[str, ...] = tuple(_PATH_PARAM.findall(path))
-        self.path_placeholders = tuple((name, "{" + name + "}") for name in self.path_params)
         self.response_type = response_type
         self.retry_safe = retry_safe
         """Safe to repeat after a failure that may have reached the server (5xx, dropped reply)."""

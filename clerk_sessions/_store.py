@@ -131,8 +131,7 @@ class MemoryStore(Store):
                 return
             self._entries[key] = token
             self._entries.move_to_end(key)
-            if now - self._last_sweep >= _SWEEP_INTERVAL or len(self._entries) > self.max_entries:
-                self._evict(now)
+            self._evict(now)
 
     async def drop(self, host: str, device: str, session_id: str | None) -> None:
         with self._lock:

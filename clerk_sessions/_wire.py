@@ -139,11 +139,8 @@ def build_request(
     fields are left out, ``None`` is sent as ``key=``. ``query_args`` follow ``_is_native``.
     """
     path = operation.path
-    for name, placeholder in operation.path_placeholders:
-        value = path_args[name]
-        if value.__class__ is not str or not _PLAIN_SEGMENT.fullmatch(value):
-            value = encode_path_segment(name, value)  # checks it, escapes it
-        path = path.replace(placeholder, value)
+    for name in operation.path_params:
+        path = path.replace("{" + name + "}", encode_path_segment(name, path_args[name]))
 
     if header_args is not None:
         for python_name in operation.headers:
