@@ -54,7 +54,12 @@ from clerk_sessions._wire import parse_success  # noqa: E402
 
 CONCURRENCY = 64
 # Ratios reported beyond each variant's own baseline.
-EXTRA_PAIRS = [("sync_get_session", "async_get_session")]
+EXTRA_PAIRS = [
+    ("sync_get_session", "async_get_session"),
+    # The request path alone: ours against the same decode + structure on raw aiohttp.
+    ("async_get_session", "raw_get_parse"),
+    ("async_get_session_c64", "raw_get_parse_c64"),
+]
 THREADS = 8
 # The rows run again against a plain aiohttp.web server (``Bench(..., only=HEADLINE)``).
 HEADLINE = (
@@ -253,6 +258,7 @@ class Bench:
         self.url = url
         self.quick = quick
         self.only = only  # the variants to keep (None: all)
+        self.calls: dict[str, Callable[[], Awaitable[object]]] = {}  # profiled after the rounds
         self.loop = asyncio.new_event_loop()  # every async variant, across rounds
         self.variants: dict[str, Variant] = {}
         self.pool = concurrent.futures.ThreadPoolExecutor(THREADS)
@@ -329,9 +335,27 @@ class Bench:
             "raw_get_json_c64", "raw aiohttp + json.loads", None, self.aio(in_flight, raw_get), many
         )
 
+        # Raw aiohttp with our decode + structure: what is left of the gap is the request path.
+        raw_parse = raw("GET", SESSION_PATH, lambda body: parse_success(ops.GET_SESSION, 200, body))
+        self.add(
+            "raw_get_parse",
+            "raw aiohttp + our decode and structure",
+            "raw_get_json",
+            self.aio(sequential, raw_parse),
+            seq,
+        )
+        self.add(
+            "raw_get_parse_c64",
+            "raw aiohttp + our decode and structure",
+            "raw_get_json_c64",
+            self.aio(in_flight, raw_parse),
+            many,
+        )
+
         def get() -> Awaitable[object]:
             return aclerk.get_session("sess_0")
 
+        self.calls = {"raw aiohttp + json.loads": raw_get, "async get_session": get}
         self.add(
             "async_get_session", "async get_session", "raw_get_json", self.aio(sequential, get), seq
         )
@@ -809,6 +833,45 @@ def _refresh_in_processes(
     return counts
 
 
+# Where a profiled call's time goes, by the module each function belongs to (first match wins).
+PROFILE_CATEGORIES = (
+    ("decode (json.loads / orjson.loads)", ("json/", "parse_success")),
+    ("structure (fast path, cattrs)", ("fast structure", "_converter", "cattrs", "_model_base")),
+    ("request building (_wire)", ("clerk_sessions/_wire", "urllib/parse")),
+    ("transport wrapper (_transport: timeouts, URL, body read)", ("_transport", "yarl")),
+    ("call loop (_client._call, token-cache seeding, clock)", ("clerk_sessions",)),
+    ("aiohttp call path", ("aiohttp", "multidict")),
+    ("event loop and sockets", ("asyncio", "selectors", "socket", "select.", "epoll")),
+)
+
+
+def profile_paths(bench: Bench, calls: int) -> dict[str, dict[str, float]]:
+    """Each headline call profiled (cProfile, sequential): µs per call by category. Built-in
+    functions count in their Python caller (orjson.loads in parse_success). The profiler adds
+    a fixed cost per Python call, so code of many small calls looks dearer than it is: read the
+    figures as shares, and the timed rows as the truth."""
+    import cProfile
+    import pstats
+
+    result: dict[str, dict[str, float]] = {}
+    for label, call in bench.calls.items():
+        profiler = cProfile.Profile(builtins=False)
+        profiler.enable()
+        bench.loop.run_until_complete(sequential(call, calls))
+        profiler.disable()
+        stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        shares: dict[str, float] = {}
+        for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in stats.items():
+            where = f"{filename}:{function}"
+            category = next(
+                (name for name, marks in PROFILE_CATEGORIES if any(m in where for m in marks)),
+                "other (the timing loop, Python itself)",
+            )
+            shares[category] = shares.get(category, 0.0) + tottime / calls * 1e6
+        result[label] = shares
+    return result
+
+
 def web_server_benchmarks(
     bodies: dict[str, bytes], rounds: int, quick: bool
 ) -> tuple[Bench, dict[str, Any]]:
@@ -1037,6 +1100,7 @@ def report(
         *http_table(bench),
     ]
     batch, web_refresh = extra["batch"], extra["web_refresh"]
+    lines += ["", *accounting(bench, extra)]
     lines += [
         "",
         "## The headline rows against a plain aiohttp.web server (its own process, same run)",
@@ -1113,6 +1177,70 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+def accounting(bench: Bench, extra: dict[str, Any]) -> list[str]:
+    """getSession: where the microseconds between raw aiohttp + json.loads and ours go."""
+
+    def per_call(name: str, baseline: str) -> tuple[float, float]:
+        r = bench.ratio(name, baseline)
+        return 1e6 / r["theirs"], 1e6 / r["ours"]
+
+    cpu = extra["cpu"]
+    decode_saved = cpu["session_json_loads"] - cpu["session_orjson_loads"]
+    lines = [
+        "## getSession: where the microseconds go (same run)",
+        "",
+        "Each step is a pair timed next to each other in every round (geometric means, µs per "
+        "call); the steps come from different pairs, so they add up only roughly.",
+        "",
+        "| step | sequential | 64 in flight |",
+        "| --- | --- | --- |",
+    ]
+    rows: list[list[str]] = [[], [], [], []]
+    for suffix in ("", "_c64"):
+        raw, parsed = per_call(f"raw_get_parse{suffix}", f"raw_get_json{suffix}")
+        parsed_again, ours = per_call(f"async_get_session{suffix}", f"raw_get_parse{suffix}")
+        raw_again, ours_again = per_call(f"async_get_session{suffix}", f"raw_get_json{suffix}")
+        rows[0].append(f"{raw:.1f}")
+        rows[1].append(f"{parsed - raw:+.1f}")
+        rows[2].append(f"{ours - parsed_again:+.1f}")
+        rows[3].append(f"{ours_again - raw_again:+.1f} ({ours_again:.1f} vs {raw_again:.1f})")
+    labels = [
+        "raw aiohttp + json.loads",
+        "json.loads → orjson.loads + our structure (raw aiohttp + our decode and structure)",
+        "our request path: the call loop, request building, transport wrapper (timeouts, URL, "
+        "body read), rotation check, clock sample, token-cache seeding, two more coroutine layers",
+        "= async get_session, against raw (its own pair)",
+    ]
+    lines += [f"| {label} | {a} | {b} |" for label, (a, b) in zip(labels, rows, strict=True)]
+    lines += [
+        "",
+        f"CPU only: json.loads {cpu['session_json_loads']:.1f} µs, orjson.loads "
+        f"{cpu['session_orjson_loads']:.1f} µs (saves {decode_saved:.1f}), structure "
+        f"{cpu['session_structure']:.1f} µs: decoding and structuring cost "
+        f"{cpu['session_structure'] - decode_saved:+.1f} µs against json.loads alone.",
+        "",
+        "Profiled (cProfile, sequential; µs per call by module, built-ins counted in their caller; "
+        "the profiler's fixed cost per Python call inflates code of many small calls, so read "
+        "these as shares):",
+        "",
+    ]
+    profile = extra["profile"]
+    names = list(profile)
+    categories = [name for name, _ in PROFILE_CATEGORIES] + [
+        "other (the timing loop, Python itself)"
+    ]
+    lines += [
+        "| category | " + " | ".join(names) + " |",
+        "| --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    for category in categories:
+        cells = [f"{profile[n].get(category, 0.0):.1f}" for n in names]
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    totals = [f"{sum(profile[n].values()):.1f}" for n in names]
+    lines.append("| total under the profiler | " + " | ".join(totals) + " |")
+    return lines
+
+
 def http_table(bench: Bench) -> list[str]:
     """The HTTP calls of one Bench: each variant's rate and its baseline's in the same rounds
     (geometric means), and their ratio (the quotient of the two; see :func:`compare`)."""
@@ -1183,6 +1311,7 @@ def main() -> dict[str, Any]:
     try:
         bench.build()
         bench.run_rounds(rounds)
+        extra["profile"] = profile_paths(bench, 500 if args.quick else 3000)
         extra["batch"] = bench.loop.run_until_complete(
             batch_benchmarks(bench.clerk, url, args.quick)
         )
