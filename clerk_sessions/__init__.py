@@ -7,7 +7,6 @@ client for blocking code, generated from it. Errors, models and the
 
 from typing import TYPE_CHECKING, Any
 
-from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
 from ._client import AsyncClerkSessions, ClientTokenCallback, RetryCallback
 from ._errors import (
     APIConnectionError,
@@ -27,12 +26,6 @@ from ._errors import (
 )
 from ._logging import setup_logging_from_env as _setup_logging_from_env
 from ._retry import RetryEvent
-from ._reverify import (
-    CodesCallback,
-    NoSupportedFactorError,
-    ReverificationStep,
-    needs_reverification,
-)
 from ._store import MemoryStore, Store
 from ._types import UNSET, Timeout, Unset
 from ._version import __version__
@@ -119,12 +112,30 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
     from ._bridge import BlockingCallInEventLoopWarning
+    from ._reverify import (
+        CodesCallback,
+        NoSupportedFactorError,
+        ReverificationStep,
+        needs_reverification,
+    )
     from ._sync import ClerkSessions
 
-# The blocking client (and the event-loop machinery behind it) is imported on first use, so
-# async applications never load it.
-_LAZY = {"ClerkSessions": "._sync", "BlockingCallInEventLoopWarning": "._bridge"}
+# Imported on first use, so applications that never use them never load them: the blocking
+# client (and the event-loop machinery behind it), batch refresh and step-up.
+_LAZY = {
+    "ClerkSessions": "._sync",
+    "BlockingCallInEventLoopWarning": "._bridge",
+    "BatchSummary": "._batch",
+    "ProgressCallback": "._batch",
+    "TokenRequest": "._batch",
+    "TokenResult": "._batch",
+    "CodesCallback": "._reverify",
+    "NoSupportedFactorError": "._reverify",
+    "ReverificationStep": "._reverify",
+    "needs_reverification": "._reverify",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -26,16 +26,16 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _reverify
 from ._client import AsyncClerkSessions
 from ._errors import APIConnectionError, ConfigurationError
-from ._reverify import CodesCallback
 from ._store import Store
 from ._transport import Transport
 from ._types import ReverificationLevel
 
 if TYPE_CHECKING:  # anyio's portal is imported when a client first needs one
     from anyio.from_thread import BlockingPortal
+
+    from ._reverify import CodesCallback
 
 T = TypeVar("T")
 Self = TypeVar("Self", bound="SyncClient")
@@ -314,6 +314,8 @@ class SyncClient:
         :meth:`reverify` at the level the demand names (else ``level``) and call once more.
         Any other exception passes through untouched. ``call`` runs on the calling thread, so
         it may use this client."""
+        from . import _reverify
+
         return _reverify.with_reverification_blocking(
             self,
             session_id,

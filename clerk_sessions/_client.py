@@ -26,13 +26,11 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
-from . import _batch, _reverify
 from . import _operations as ops
-from ._batch import BatchGate, BatchSummary, ProgressCallback, TokenRequest, TokenResult
 from ._clock import ServerClock
 from ._config import proxy_for, resolve_base_url
 from ._constants import (
@@ -61,7 +59,6 @@ from ._jwt import TokenKey, token_key
 from ._logging import logger
 from ._operations import R
 from ._retry import RetryEvent, allowed_retries, parse_retry_after, plan_retry, retry_reason
-from ._reverify import CodesCallback
 from ._runtime import DEFAULT_RUNTIME, Runtime
 from ._store import MemoryStore, Store
 from ._tokens import TokenCache
@@ -79,6 +76,18 @@ from ._types import (
 )
 from ._wire import CONTROL_CHARACTER, api_error, build_request, parse_success
 from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
+
+if TYPE_CHECKING:  # batches and step-up are loaded by the methods that run them
+    from ._batch import (
+        BatchGate,
+        BatchPort,
+        BatchSummary,
+        FreshMint,
+        ProgressCallback,
+        TokenRequest,
+        TokenResult,
+    )
+    from ._reverify import CodesCallback
 
 RetryCallback = Callable[[RetryEvent], None]
 """Called before each retry with what failed and how long the SDK will wait."""
@@ -612,6 +621,8 @@ class AsyncClerkSessions:
         for the same request since this batch began is taken instead of minting it again.
         ``on_progress(done, failed, total)`` is called after each result.
         """
+        from . import _batch
+
         async for result in _batch.refresh_tokens(
             self._batch_port(),
             requests,
@@ -632,6 +643,8 @@ class AsyncClerkSessions:
         on_progress: ProgressCallback | None = None,
     ) -> BatchSummary:
         """Run :meth:`refresh_tokens` to the end and count the outcomes (ok, failed by class)."""
+        from . import _batch
+
         return await _batch.summarize(
             self._batch_port(),
             requests,
@@ -641,12 +654,14 @@ class AsyncClerkSessions:
             on_progress=on_progress,
         )
 
-    def _batch_port(self) -> _batch.BatchPort:
+    def _batch_port(self) -> BatchPort:
         """What a batch may use of this client: its runtime, and per batch (per gate) one
         function that mints a fresh token for a session of any device and caches it."""
+        from . import _batch
+
         shared = self._shared
 
-        def minter(gate: BatchGate) -> _batch.FreshMint:
+        def minter(gate: BatchGate) -> FreshMint:
             own = self._view(shared, self._device, gate)
             # With a store shared by several processes, a token one of them minted since this
             # batch began (iat is whole seconds: one second of slack) is as fresh as a new one.
@@ -1054,6 +1069,8 @@ class AsyncClerkSessions:
         asked again after a wrong code, up to ``max_attempts``), and run the second stage when
         Clerk asks for it. On success the session's cached tokens (stale ``fva``) are dropped
         and the final envelope (status ``complete``) is returned."""
+        from . import _reverify
+
         return await _reverify.reverify(
             self,
             session_id,
@@ -1077,6 +1094,8 @@ class AsyncClerkSessions:
         with ``reverification_required``, or an exception ``is_reverification_error`` accepts),
         :meth:`reverify` at the level the demand names (else ``level``) and call once more.
         Any other exception passes through untouched."""
+        from . import _reverify
+
         return await _reverify.with_reverification(
             self,
             session_id,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import secrets
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -43,7 +43,7 @@ def device_name(client_token: str | None) -> str:
     fresh random ``new:<hex>`` for no token: each signed-out view is a device of its own, in
     this process and in every other one sharing a store (a counter would collide there)."""
     if not client_token:
-        return f"new:{secrets.token_hex(16)}"
+        return f"new:{os.urandom(16).hex()}"  # secrets.token_hex(16), without importing it
     claims = jwt_claims(client_token)
     client_id = claims.get("id") if claims is not None else None
     if isinstance(client_id, str) and client_id:

@@ -8,10 +8,10 @@ Runtime semantics (loop thread, close, finalizer) live in ``_bridge.SyncClient``
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
 from ._bridge import SyncClient
 from ._client import AsyncClerkSessions, RetryCallback
 from ._constants import (
@@ -25,7 +25,6 @@ from ._constants import (
     DEFAULT_TOKEN_REFRESH_AHEAD,
 )
 from ._devices import ClientTokenCallback
-from ._reverify import CodesCallback
 from ._runtime import DEFAULT_RUNTIME, Runtime
 from ._store import Store
 from ._types import (
@@ -40,6 +39,10 @@ from ._types import (
     Unset,
 )
 from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
+
+if TYPE_CHECKING:
+    from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
+    from ._reverify import CodesCallback
 
 __all__ = ["ClerkSessions"]
 

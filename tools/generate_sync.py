@@ -25,6 +25,7 @@ import builtins
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeGuard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path
 from _codegen import REPO_ROOT, check_file, ruff_format
@@ -83,24 +84,40 @@ def find_class(module: ast.Module) -> ast.ClassDef:
     raise GenerationError(f"class {ASYNC_CLASS} not found in {SOURCE_PATH}")
 
 
-def import_sources(module: ast.Module) -> dict[str, str]:
-    """Every name ``_client.py`` can see at module level → the import line that provides it."""
-    sources: dict[str, str] = {}
-    for node in module.body:
+def is_type_checking(node: ast.stmt) -> TypeGuard[ast.If]:
+    """True for ``if TYPE_CHECKING:`` (imports that only annotations use)."""
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+        and not node.orelse
+    )
+
+
+def import_sources(module: ast.Module) -> dict[str, tuple[str, bool]]:
+    """Every name ``_client.py`` can see at module level → the import line that provides it,
+    and whether that import is for type checkers only (under ``if TYPE_CHECKING:``)."""
+    sources: dict[str, tuple[str, bool]] = {}
+    nodes = [(node, False) for node in module.body]
+    nodes += [(sub, True) for node in module.body if is_type_checking(node) for sub in node.body]
+    for node, typing_only in nodes:
         if isinstance(node, ast.ImportFrom) and node.module != "__future__":
             base = "." * node.level + (node.module or "")  # both modules share a package
             for alias in node.names:
-                sources[alias.asname or alias.name] = f"from {base} import {alias.name}"
+                line = f"from {base} import {alias.name}"
+                sources[alias.asname or alias.name] = (line, typing_only)
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                sources[alias.asname or alias.name] = f"import {alias.name}"
+                sources[alias.asname or alias.name] = (f"import {alias.name}", typing_only)
+        elif typing_only:
+            raise GenerationError(f"{SOURCE_PATH}: only imports may sit under TYPE_CHECKING")
         elif isinstance(node, ast.ClassDef | ast.FunctionDef):
-            sources[node.name] = f"from ._client import {node.name}"
+            sources[node.name] = (f"from ._client import {node.name}", False)
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 if isinstance(target, ast.Name):
-                    sources[target.id] = f"from ._client import {target.id}"
+                    sources[target.id] = (f"from ._client import {target.id}", False)
     return sources
 
 
@@ -222,9 +239,15 @@ def render_module(source: str) -> str:
     missing = [name for name in wanted if name not in sources and not hasattr(builtins, name)]
     if missing:
         raise GenerationError(f"cannot find where these names come from: {missing}")
-    imports = sorted({sources[name] for name in wanted if name in sources})
+    found = [sources[name] for name in wanted if name in sources]
+    imports = sorted({line for line, typing_only in found if not typing_only})
+    typing_imports = sorted({line for line, typing_only in found if typing_only} - {*imports})
     if any("-> Iterator[" in line for lines in members for line in lines):
         imports.append("from collections.abc import Iterator")
+    typing_block = ""
+    if typing_imports:  # as in _client.py: annotations only, so importing _sync skips them
+        imports.append("from typing import TYPE_CHECKING")
+        typing_block = "\n\nif TYPE_CHECKING:\n" + "".join(f"    {i}\n" for i in typing_imports)
 
     class_doc = rename(ast.get_docstring(cls, clean=False) or "")
     body = "\n\n".join("\n".join(f"    {line}" for line in lines) for lines in members)
@@ -237,7 +260,9 @@ def render_module(source: str) -> str:
         '"""\n\n'
         "from __future__ import annotations\n\n"
         + "\n".join(imports)
-        + "\nfrom ._bridge import SyncClient\n\n"
+        + "\nfrom ._bridge import SyncClient\n"
+        + typing_block
+        + "\n"
         f'__all__ = ["{SYNC_CLASS}"]\n\n\n'
         f"class {SYNC_CLASS}(SyncClient):\n"
         f'    """{class_doc}"""\n\n'
