@@ -157,9 +157,7 @@ def serve_aiohttp_web(bodies: dict[str, bytes], port_out: Connection) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        port_out.send(server.sockets[0].getsockname()[1])
+        port_out.send(runner.addresses[0][1])  # (host, port) of the one socket
         await asyncio.Event().wait()
 
     asyncio.run(main())

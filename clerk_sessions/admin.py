@@ -779,7 +779,7 @@ def _revoking_unused(ticket: SignInToken, cause: BaseException) -> Iterator[None
         level = (
             logging.DEBUG
             if isinstance(error, ClerkAPIError) and error.status == 400
-            else (logging.WARNING)
+            else logging.WARNING
         )
         logger.log(
             level,
