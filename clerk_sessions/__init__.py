@@ -25,7 +25,6 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._logging import setup_logging_from_env as _setup_logging_from_env
-from ._retry import RetryEvent
 from ._store import MemoryStore, Store
 from ._types import UNSET, Timeout, Unset
 from ._version import __version__
@@ -114,6 +113,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ._batch import BatchSummary, ProgressCallback, TokenRequest, TokenResult
     from ._bridge import BlockingCallInEventLoopWarning
+    from ._retry_event import RetryEvent
     from ._reverify import (
         CodesCallback,
         NoSupportedFactorError,
@@ -123,7 +123,7 @@ if TYPE_CHECKING:
     from ._sync import ClerkSessions
 
 # Imported on first use, so applications that never use them never load them: the blocking
-# client (and the event-loop machinery behind it), batch refresh and step-up.
+# client (and the event-loop machinery behind it), batch refresh, step-up and retry events.
 _LAZY = {
     "ClerkSessions": "._sync",
     "BlockingCallInEventLoopWarning": "._bridge",
@@ -135,6 +135,7 @@ _LAZY = {
     "NoSupportedFactorError": "._reverify",
     "ReverificationStep": "._reverify",
     "needs_reverification": "._reverify",
+    "RetryEvent": "._retry_event",
 }
 
 

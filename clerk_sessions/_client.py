@@ -58,7 +58,7 @@ from ._errors import (
 from ._jwt import TokenKey, token_key
 from ._logging import logger
 from ._operations import R
-from ._retry import RetryEvent, allowed_retries, parse_retry_after, plan_retry, retry_reason
+from ._retry import allowed_retries, parse_retry_after, plan_retry, retry_reason
 from ._runtime import DEFAULT_RUNTIME, Runtime
 from ._store import MemoryStore, Store
 from ._tokens import TokenCache
@@ -87,9 +87,10 @@ if TYPE_CHECKING:  # batches and step-up are loaded by the methods that run them
         TokenRequest,
         TokenResult,
     )
+    from ._retry_event import RetryEvent
     from ._reverify import CodesCallback
 
-RetryCallback = Callable[[RetryEvent], None]
+RetryCallback = Callable[["RetryEvent"], None]
 """Called before each retry with what failed and how long the SDK will wait."""
 
 _NO_ARGS: Mapping[str, object] = {}
@@ -535,6 +536,8 @@ class AsyncClerkSessions:
                 failure.retries_taken = retries
                 raise failure
             retries += 1
+            from ._retry_event import RetryEvent  # loaded by the first retry
+
             event = RetryEvent(operation.name, retries, retries_allowed, reason, delay)
             logger.info("%s", event)
             if shared.on_retry is not None:

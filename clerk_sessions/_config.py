@@ -20,9 +20,9 @@ from ._constants import ENV_FRONTEND_API_URL, ENV_PUBLISHABLE_KEY
 from ._errors import ConfigurationError
 
 _KEY_PREFIXES = ("pk_test_", "pk_live_")
-_HOST = re.compile(
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?"
-)
+# Text, compiled on first use (re's cache): only a key or URL being checked needs it.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*(?::\d{{1,5}})?"
 _HELP = "Copy the publishable key from the API keys page of the Clerk dashboard."
 
 
@@ -70,7 +70,7 @@ def frontend_api_url_from_key(key: str) -> str:
             f"Publishable key is not valid: the decoded key has an invalid format. {_HELP}"
         )
     host = decoded[:-1]
-    if "." not in host or not _HOST.fullmatch(host):
+    if "." not in host or not re.fullmatch(_HOST, host):
         raise ConfigurationError(
             f"Publishable key is not valid: it decodes to {host!r}, which is not a host name. "
             + _HELP

@@ -209,8 +209,8 @@ class Discriminator:
         )
 
 
-@attrs.define(kw_only=True)
-class UnknownVerification:
+@attrs.define(kw_only=True, repr=False, eq=False)
+class UnknownVerification(ModelBase):
     """A verification object of a kind this SDK version does not know.
 
     ``raw`` is the JSON object as received; ``status``, ``strategy`` and ``object`` are copied

@@ -12,25 +12,25 @@ from collections.abc import Iterable
 
 REDACTED = "[redacted]"
 
-_JWT_SHAPED = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+# Patterns as text: re compiles each on first use and keeps it in its cache. Redaction serves
+# error paths, so a process that never fails never compiles them.
+_JWT_SHAPED = r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
+_BEARER = r"(?i)\bbearer\s+\S+"
 
 # A raw header line quoted in a parser's error message, e.g. "Set-Cookie: __client=...".
-_HEADER_LINE = re.compile(
-    r"(?i)\b((?:set-cookie|cookie|authorization|proxy-authorization)\s*:\s*)[^\r\n'\"]*"
-)
+_HEADER_LINE = r"(?i)\b((?:set-cookie|cookie|authorization|proxy-authorization)\s*:\s*)[^\r\n'\"]*"
 
 # Response headers that can carry a credential (token rotation, cookies).
 SENSITIVE_HEADERS = frozenset({"authorization", "set-cookie", "cookie", "proxy-authorization"})
 
 
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
-    text = _HEADER_LINE.sub(r"\1" + REDACTED, text)
+    text = re.sub(_HEADER_LINE, r"\1" + REDACTED, text)
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    text = _BEARER.sub("Bearer " + REDACTED, text)
-    return _JWT_SHAPED.sub(REDACTED, text)
+    text = re.sub(_BEARER, "Bearer " + REDACTED, text)
+    return re.sub(_JWT_SHAPED, REDACTED, text)
 
 
 def redact_headers(

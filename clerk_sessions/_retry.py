@@ -17,8 +17,6 @@ import email.utils
 import math
 from collections.abc import Mapping
 
-import attrs
-
 from ._constants import (
     RETRY_AFTER_CAP,
     RETRY_INITIAL_DELAY,
@@ -28,28 +26,6 @@ from ._constants import (
 )
 from ._errors import APIConnectionError, APITimeoutError
 from ._types import Unset
-
-
-@attrs.frozen
-class RetryEvent:
-    """What ``on_retry`` receives before the SDK sleeps and tries again."""
-
-    operation: str
-    retry: int
-    """1 for the first retry."""
-    max_retries: int
-    reason: str
-    """e.g. ``"HTTP 503"``, ``"timeout"``, ``"connection error"``, ``"connection dropped"``
-    (closed before any response)."""
-    delay: float
-    """Seconds the SDK sleeps before the retry."""
-
-    def __str__(self) -> str:
-        return (
-            f"retrying {self.operation} ({self.retry} of {self.max_retries}) after "
-            f"{self.reason}, in {self.delay:.2f}s"
-        )
-
 
 DROPPED_CONNECTION = "connection dropped"
 """The reason of a retry after a connection closed before any response, for an operation safe

@@ -1,8 +1,8 @@
 """What ``import clerk_sessions`` loads: the core, not the optional features.
 
-Batch refresh (``_batch``), step-up (``_reverify``) and the blocking client (``_sync``/
-``_bridge``) are loaded on first use; their public names still import from the package, and
-``dir()``/``__all__`` still list them.
+Batch refresh (``_batch``), step-up (``_reverify``), the blocking client (``_sync``/
+``_bridge``) and the retry event (``_retry_event``) are loaded on first use; their public names
+still import from the package, and ``dir()``/``__all__`` still list them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ LAZY_MODULES = (
     "clerk_sessions._reverify",
     "clerk_sessions._sync",
     "clerk_sessions._bridge",
+    "clerk_sessions._retry_event",
     "secrets",
 )
 
@@ -41,8 +42,9 @@ def test_importing_the_package_leaves_the_optional_features_unloaded() -> None:
         loaded = [name for name in {LAZY_MODULES!r} if name in sys.modules]
         assert not loaded, loaded
 
-        from clerk_sessions import ReverificationStep, TokenRequest
+        from clerk_sessions import RetryEvent, ReverificationStep, TokenRequest
 
+        assert RetryEvent.__module__ == "clerk_sessions._retry_event"
         assert TokenRequest.__module__ == "clerk_sessions._batch"
         assert ReverificationStep.__module__ == "clerk_sessions._reverify"
         print("ok")

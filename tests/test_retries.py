@@ -21,12 +21,12 @@ from clerk_sessions import (
     ClerkAPIError,
     RateLimitError,
     ResponseValidationError,
+    RetryEvent,
     ServerError,
     Timeout,
 )
 from clerk_sessions._errors import AuthenticationError, NotFoundError
 from clerk_sessions._retry import (
-    RetryEvent,
     allowed_retries,
     backoff_delay,
     plan_retry,

@@ -22,10 +22,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from clerk_sessions import APIConnectionError, APITimeoutError, AsyncClerkSessions
+from clerk_sessions import APIConnectionError, APITimeoutError, AsyncClerkSessions, RetryEvent
 from clerk_sessions._retry import (
     DROPPED_CONNECTION,
-    RetryEvent,
     backoff_delay,
     dropped_before_response,
     mark_dropped_before_response,
