@@ -1059,6 +1059,16 @@ def fmt(ratio: dict[str, float]) -> str:
     return f"{ratio['ratio']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
 
 
+def refresh_line(refresh: dict[str, Any]) -> str:
+    """One :func:`refresh_comparison` as a line of RESULTS.md."""
+    ratio = refresh["batch_ratio"]
+    return (
+        f"- `refresh_tokens` ({refresh['batch_rounds']} paired rounds of "
+        f"{refresh['batch_size']:,} tokens, concurrency {CONCURRENCY}): {ratio['ours']:,.0f} "
+        f"tokens/s vs raw concurrent POSTs {ratio['theirs']:,.0f}/s = {fmt(ratio)}"
+    )
+
+
 def report(
     bench: Bench,
     web: Bench,
@@ -1110,17 +1120,11 @@ def report(
         "",
         *http_table(web),
         "",
-        f"- `refresh_tokens` ({web_refresh['batch_rounds']} paired rounds of "
-        f"{web_refresh['batch_size']:,} tokens, concurrency {CONCURRENCY}): "
-        f"{web_refresh['batch_ratio']['ours']:,.0f} tokens/s vs raw concurrent POSTs "
-        f"{web_refresh['batch_ratio']['theirs']:,.0f}/s = {fmt(web_refresh['batch_ratio'])}",
+        refresh_line(web_refresh),
         "",
         "## Batch refresh and cached tokens",
         "",
-        f"- `refresh_tokens` ({batch['batch_rounds']} paired rounds of "
-        f"{batch['batch_size']:,} tokens, concurrency {CONCURRENCY}): "
-        f"{batch['batch_ratio']['ours']:,.0f} tokens/s vs raw concurrent POSTs "
-        f"{batch['batch_ratio']['theirs']:,.0f}/s = {fmt(batch['batch_ratio'])}",
+        refresh_line(batch),
         f"- a batch of {batch['rss_batch_size']:,} requests grew peak RSS by "
         f"{batch['rss_growth_mb']:.1f} MB",
         f"- cached `get_token` hit: {batch['get_token_hit_us']:.2f} µs; through a new "
@@ -1257,6 +1261,13 @@ def http_table(bench: Bench) -> list[str]:
     def shaped(variant: Variant) -> str:
         return variant.label + (", 64 in flight" if variant.name.endswith("_c64") else "")
 
+    def pair_row(name: str, baseline: str) -> str:
+        r = bench.ratio(name, baseline)
+        return (
+            f"| {shaped(v[name])} | {r['ours']:,.0f} | {r['theirs']:,.0f} | {fmt(r)} "
+            f"| {shaped(v[baseline])} |"
+        )
+
     v = bench.variants
     for variant in v.values():
         if variant.skipped is not None:
@@ -1265,18 +1276,8 @@ def http_table(bench: Bench) -> list[str]:
             per_s = statistics.geometric_mean([1 / t for t in variant.samples])
             lines.append(f"| **{shaped(variant)}** | {per_s:,.0f} | | 1.00x (baseline) | |")
         else:
-            r = bench.ratio(variant.name, variant.baseline)
-            lines.append(
-                f"| {shaped(variant)} | {r['ours']:,.0f} | {r['theirs']:,.0f} | {fmt(r)} "
-                f"| {shaped(v[variant.baseline])} |"
-            )
-    for name, baseline in EXTRA_PAIRS:
-        if (name, baseline) in bench.pairs:
-            r = bench.ratio(name, baseline)
-            lines.append(
-                f"| {shaped(v[name])} | {r['ours']:,.0f} | {r['theirs']:,.0f} | {fmt(r)} "
-                f"| {shaped(v[baseline])} |"
-            )
+            lines.append(pair_row(variant.name, variant.baseline))
+    lines += [pair_row(*pair) for pair in EXTRA_PAIRS if pair in bench.pairs]
     return lines
 
 
