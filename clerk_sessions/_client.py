@@ -46,7 +46,7 @@ from ._constants import (
     ENV_SESSION_MINTER,
     MAX_DEVICES,
 )
-from ._devices import ClientTokenCallback, Device, DeviceRegistry
+from ._devices import ClientTokenCallback, Device, DeviceRegistry, device_key, token_digest
 from ._errors import (
     APIConnectionError,
     ClerkSessionsError,
@@ -74,7 +74,7 @@ from ._types import (
     TouchIntent,
     Unset,
 )
-from ._wire import CONTROL_CHARACTER, api_error, build_request, parse_success
+from ._wire import api_error, build_request, client_token_problem, parse_success
 from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
 
 if TYPE_CHECKING:  # batches and step-up are loaded by the methods that run them
@@ -123,13 +123,10 @@ def _check_max_retries(value: int) -> int:
 def _check_client_token(token: object) -> str | None:
     if token is None:
         return None
-    if not isinstance(token, str):
-        raise ConfigurationError(f"client_token must be a str or None, got {type(token).__name__}")
-    if CONTROL_CHARACTER.search(token):
-        raise ConfigurationError(
-            "client_token contains a control character (a line break, tab or NUL, say); it is "
-            "not a token. Check how it was read (a trailing newline from a file?)."
-        )
+    problem = client_token_problem(token)
+    if problem is not None:
+        raise ConfigurationError(f"client_token: {problem} (or pass None for no token).")
+    assert isinstance(token, str)
     return token
 
 
@@ -235,9 +232,56 @@ class ClientState:
             mint_lease=timeout.total,
         )
         self.devices = DeviceRegistry(MAX_DEVICES)
+        if self.store.shared:
+            self.tokens.resolve = self._resolve_key
         # Where a rotation is compare-and-set across processes (None: this process alone).
         self.rotation_store = (base_url, self.store) if self.store.shared else None
         self.background: set[asyncio.Future[Any]] = set()
+
+    # -- proven devices (``_devices``) ----------------------------------------------------------
+
+    async def prove(self, device: Device) -> Device:
+        """Clerk vouched for ``device``'s token string: join the device it claims, here and
+        (with a shared store) for the other processes. Returns the proven device."""
+        joined = self.devices.join(device)
+        if joined is device:
+            return joined
+        announce = None
+        if self.store.shared and device.token is not None:
+            store, host, digests = (
+                self.store,
+                self.base_url,
+                [token_digest(joined.key, device.token)],
+            )
+
+            def announce() -> Awaitable[None]:
+                return store.add_proven(host, joined.key, digests)
+
+        if self.tokens.joined(device.key, joined.key, announce) and announce is not None:
+            await announce()
+        return joined
+
+    async def settle(self, device: Device) -> Device:
+        """``device``, or the device it joins because another process sharing the store saw
+        Clerk vouch for its string (no request needed)."""
+        if device.claim is None or device.joined is not None or device.token is None:
+            return device.resolve()
+        if not self.store.shared:
+            return device
+        named = device_key(device.claim)
+        if await self.store.is_proven(self.base_url, named, token_digest(named, device.token)):
+            joined = self.devices.join(device)
+            self.tokens.joined(device.key, joined.key)
+            return joined
+        return device
+
+    async def _resolve_key(self, key: TokenKey) -> TokenKey:
+        """The token cache's ``resolve``: ``key`` of the device its string joined, if it has."""
+        device = self.devices.unproven(key[1])
+        if device is None:
+            return key
+        settled = await self.settle(device)
+        return key if settled is device else (key[0], settled.key, *key[2:])
 
     def spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
         """Background work of the async client: a task on the running loop."""
@@ -250,6 +294,7 @@ class ClientState:
         self.tokens.spawn = spawn
 
     async def aclose(self) -> None:
+        self.tokens.stop()
         background = [task for task in self.background if not task.done()]
         for task in background:
             task.cancel()
@@ -358,6 +403,16 @@ class AsyncClerkSessions:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncClerkSessions:
+        """Enter the client; a client that was closed opens again with a new connection pool
+        (a web app's lifespan may run twice in one process, e.g. in its tests)."""
+        if self._closed or self._shared.transport.closed:
+            if not self._owner:
+                raise ConfigurationError(
+                    "This client is a view (with_client_token) of a client that was closed; "
+                    "enter the client it came from again, then make the view anew."
+                )
+            self._shared.transport.reopen()
+            self._closed = False
         return self
 
     async def __aexit__(
@@ -399,7 +454,26 @@ class AsyncClerkSessions:
     @property
     def client_token(self) -> str | None:
         """The current client token (after any rotation); persist it to resume later."""
-        return self._device.token
+        return self._current_device().token
+
+    def _current_device(self) -> Device:
+        """This view's device: its token's own until Clerk vouched for it, then the device it
+        joined (every view of that string moves with it)."""
+        device = self._device
+        if device.joined is not None:
+            device = self._device = device.resolve()
+        return device
+
+    async def _settled_device(self) -> Device:
+        """:meth:`_current_device`, after asking a shared store whether another process saw
+        Clerk vouch for this view's token string (then it joins without a request)."""
+        device = self._device = await self._shared.settle(self._current_device())
+        return device
+
+    async def _prove(self, device: Device) -> Device:
+        """Clerk answered a request carrying ``device``'s token string (not with 401)."""
+        device = self._device = await self._shared.prove(device)
+        return device
 
     @property
     def frontend_api_url(self) -> str:
@@ -417,7 +491,7 @@ class AsyncClerkSessions:
         return self._shared.clock.skew
 
     def __repr__(self) -> str:
-        token = "set" if self._device.token else "none"
+        token = "set" if self._current_device().token else "none"
         url = self._shared.base_url
         return f"{type(self).__name__}(frontend_api_url={url!r}, client_token=<{token}>)"
 
@@ -436,12 +510,17 @@ class AsyncClerkSessions:
     ) -> R:
         """Send the operation, retrying per ``_retry``, within one deadline for the whole call."""
         shared = self._shared
-        if self._closed:
-            raise APIConnectionError(f"{operation.name}: this client is closed.")
+        if self._closed or shared.transport.closed:  # never retried: it will not reopen by itself
+            raise APIConnectionError(
+                f"{operation.name}: this client is closed (enter it again with `async with`, "
+                "or create a new one)."
+            )
         call_timeout = shared.timeout if timeout is UNSET else _coerce_timeout(timeout)
         if max_retries is not UNSET:
             _check_max_retries(max_retries)
         device, gate, runtime = self._device, self._gate, shared.runtime
+        if device.claim is not None:
+            device = await self._settled_device()
         monotonic = runtime.monotonic
         minting = operation.mints_session_token
         if minting and shared.session_minter:
@@ -452,7 +531,9 @@ class AsyncClerkSessions:
         retries = 0
         while True:
             # Built per attempt: a retry carries the token a failed attempt may have rotated.
-            if shared.store.shared:  # other processes may have rotated it: the store knows
+            if device.joined is not None:  # another view's answer proved this token meanwhile
+                device = self._current_device()
+            if shared.store.shared and device.claim is None:  # another process may have rotated
                 device.take(
                     await shared.store.client_token(shared.base_url, device.key, device.token)
                 )
@@ -486,11 +567,17 @@ class AsyncClerkSessions:
                 if gate is not None:
                     gate.answered()
                 headers = raw.headers
-                shared.clock.observe_date(headers.get("Date"))
-                # Any response may rotate the client token, error responses included.
-                if "Authorization" in headers:
-                    await device.apply_rotation(headers, sent_token, shared.rotation_store)
                 status = raw.status
+                shared.clock.observe_date(headers.get("Date"))
+                if device.claim is not None and device.joined is None:
+                    if status != 401 and sent_token == device.token:  # Clerk vouched for it
+                        device = await self._prove(device)
+                elif device.joined is not None:
+                    device = self._current_device()
+                # Any response may rotate the client token, error responses included; never
+                # one of a string Clerk did not vouch for (it has no device to rotate).
+                if "Authorization" in headers and device.claim is None:
+                    await device.apply_rotation(headers, sent_token, shared.rotation_store)
                 secrets = request.secrets
                 if 200 <= status < 300:
                     if logger.isEnabledFor(logging.DEBUG):  # no clock read when not logging
@@ -553,7 +640,7 @@ class AsyncClerkSessions:
         session_id = path_args["session_id"]
         assert isinstance(session_id, str)
         shared = self._shared
-        previous = shared.tokens.last_token(self._device.key, session_id)
+        previous = shared.tokens.last_token(self._current_device().key, session_id)
         if previous is None or "token" in body_args:
             return body_args
         return {**body_args, "token": previous}
@@ -564,7 +651,7 @@ class AsyncClerkSessions:
         session_id = path_args["session_id"]
         assert isinstance(session_id, str)
         shared = self._shared
-        tokens, device = shared.tokens, self._device.key
+        tokens, device = shared.tokens, self._current_device().key
         previous = tokens.last_token(device, session_id)
         if previous is None:
             try:
@@ -585,6 +672,7 @@ class AsyncClerkSessions:
         template: str | None = None,
         organization_id: str | Unset | None = UNSET,
         skip_cache: bool = False,
+        timeout: float | Timeout | Unset = UNSET,
     ) -> str:
         """A session JWT, from the cache while it has more than ``token_leeway`` seconds left
         on the Frontend API's clock.
@@ -594,13 +682,19 @@ class AsyncClerkSessions:
         for the same (device, session, template, organization) share one request, whichever
         view of the device they use. ``organization_id``: UNSET for the session's active
         organization, ``None``/``""`` for the personal account. ``skip_cache`` always mints a
-        new token (and caches it).
+        new token (and caches it). ``timeout`` (seconds or a :class:`Timeout`; default: the
+        client's) bounds the whole call, waiting for a mint another caller or process started
+        included (``APITimeoutError``); cancelling this call cancels only this caller's wait.
         """
         shared = self._shared
-        key = token_key(shared.base_url, self._device.key, session_id, template, organization_id)
+        device = self._device
+        if device.claim is not None:
+            device = await self._settled_device()
+        seconds = (shared.timeout if timeout is UNSET else _coerce_timeout(timeout)).total
+        key = token_key(shared.base_url, device.key, session_id, template, organization_id)
         if skip_cache:
-            return (await shared.tokens.fetch(key, self._mint, force=True)).jwt
-        return await shared.tokens.get(key, self._mint)
+            return (await shared.tokens.fetch(key, self._mint, seconds, force=True)).jwt
+        return await shared.tokens.get(key, self._mint, seconds)
 
     async def refresh_tokens(
         self,
@@ -666,23 +760,31 @@ class AsyncClerkSessions:
 
         def minter(gate: BatchGate) -> FreshMint:
             own = self._view(shared, self._device, gate)
+            seconds = shared.timeout.total
             # With a store shared by several processes, a token one of them minted since this
             # batch began (iat is whole seconds: one second of slack) is as fresh as a new one.
             since = shared.clock.now() - 1.0 if shared.store.shared else None
 
-            def mint_fresh(
-                client_token: str | None,
+            async def mint_fresh(
+                client_token: object,
                 session_id: str,
                 template: str | None,
                 organization_id: str | Unset | None,
-            ) -> Awaitable[Token]:
+            ) -> Token:
                 view = own
-                if client_token is not None:
-                    view = self._view(shared, shared.devices.device_for(client_token), gate)
-                key = token_key(
-                    shared.base_url, view._device.key, session_id, template, organization_id
-                )
-                return shared.tokens.fetch(key, view._mint, since=since)
+                if client_token is not None:  # a malformed one fails its own row only
+                    if client_token == "":
+                        raise ConfigurationError(
+                            "TokenRequest.client_token is empty: pass None for the batch "
+                            "client's own device, or the device's client token."
+                        )
+                    device = shared.devices.device_for(_check_client_token(client_token))
+                    view = self._view(shared, device, gate)
+                device = view._device
+                if device.claim is not None:
+                    device = await view._settled_device()
+                key = token_key(shared.base_url, device.key, session_id, template, organization_id)
+                return await shared.tokens.fetch(key, view._mint, seconds, since=since)
 
             return mint_fresh
 
@@ -690,7 +792,8 @@ class AsyncClerkSessions:
 
     async def _mint(self, key: TokenKey, force: bool) -> Token:
         """The token cache's mint function, one token request for ``key``: with a template, or
-        for an organization (never both); ``force`` is a skip-cache mint."""
+        for an organization (never both); ``force`` is a skip-cache mint. It serves every
+        caller waiting for it, so it has the client's timeout, not one caller's."""
         _host, _device, session_id, template, organization_id = key
         if template is None:
             body: Mapping[str, object] = {"organization_id": organization_id}
@@ -727,7 +830,7 @@ class AsyncClerkSessions:
         """Sign-outs drop tokens; session payloads seed the cache with their last_active_token
         (the token of every payload that names a session is also its "last seen", §7b)."""
         shared = self._shared
-        tokens, device = shared.tokens, self._device.key
+        tokens, device = shared.tokens, self._current_device().key
         if operation.ends_sessions:
             session_id = path_args.get("session_id")
             await tokens.drop(device, session_id if isinstance(session_id, str) else None)
@@ -1112,7 +1215,7 @@ class AsyncClerkSessions:
     async def _drop_session_tokens(self, session_id: str) -> None:
         """Forget the session's cached tokens on every view of this device (after a step-up,
         their ``fva`` claim is stale)."""
-        await self._shared.tokens.drop(self._device.key, session_id)
+        await self._shared.tokens.drop(self._current_device().key, session_id)
 
 
 def _log_response(

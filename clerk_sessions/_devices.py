@@ -1,7 +1,17 @@
-"""Devices: what every view of one Clerk client (device) shares.
+"""Devices: what every view of one Clerk client (device) shares, once Clerk vouched for it.
 
-A device is named by the ``id`` claim of its client-token JWT (read without verifying; two
-generations of one device's token share it, ``fapi-protocol.md`` §14), else by the token string.
+Device identity is proven, not claimed (``api-contract.md``). A client-token JWT names its
+client in its ``id`` claim, read without verifying: anyone can write a JWT with a victim's
+client id. So the claim only says which device record a token *would* join. A token string
+starts on a device of its own, named by the string itself (``token:<string>``, the name every
+opaque token has: sharing it with whoever holds the same string gives nothing away). It joins
+the device its claim names once Clerk vouched for it: Clerk answered a request carrying it with
+anything but 401, or issued it in a rotation answer to a request that carried a token of the
+device. Until then nothing it sends or receives touches the device: no cached session token,
+client token, in-flight mint or sign-out is shared. A later view with a proven string (the same
+one, or an earlier generation Clerk accepted) finds the device directly. With a shared store,
+other processes' proofs count too: the store keeps digests of the proven strings per device.
+
 Every view of a device — the client itself, each ``with_client_token`` result, the sync
 facade's views, a batch's requests — uses the one :class:`Device` record: its current client
 token (a rotation seen by any view is used by all), its key in the token cache (so cache
@@ -19,12 +29,14 @@ import hashlib
 import inspect
 import os
 import threading
+import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ._jwt import jwt_claims
+from ._logging import logger
 from ._wire import rotated_client_token
 
 if TYPE_CHECKING:
@@ -39,16 +51,27 @@ _RETIRED_TOKENS = 8
 
 
 def device_name(client_token: str | None) -> str:
-    """``id:<client id>`` for a client-token JWT, ``token:<token>`` for another token, or a
-    fresh random ``new:<hex>`` for no token: each signed-out view is a device of its own, in
-    this process and in every other one sharing a store (a counter would collide there)."""
+    """The name of the device a token claims (``id:<client id>`` for a client-token JWT), else
+    ``token:<token>``; for no token, a fresh random ``new:<hex>``: each signed-out view is a
+    device of its own, in this process and in every other one sharing a store."""
     if not client_token:
         return f"new:{os.urandom(16).hex()}"  # secrets.token_hex(16), without importing it
+    return claimed_name(client_token) or f"token:{client_token}"
+
+
+def claimed_name(client_token: str) -> str | None:
+    """``id:<client id>`` if the token is a JWT with an ``id`` claim (unverified), else None."""
     claims = jwt_claims(client_token)
     client_id = claims.get("id") if claims is not None else None
     if isinstance(client_id, str) and client_id:
         return f"id:{client_id}"
-    return f"token:{client_token}"
+    return None
+
+
+def token_digest(device: str, client_token: str) -> str:
+    """What a shared store keeps of a proven string: a hash keyed by the device, never the
+    string (a store that leaks still gives no token away)."""
+    return hashlib.sha256(f"{device}\0{client_token}".encode()).hexdigest()[:32]
 
 
 def device_key(name: str) -> str:
@@ -64,28 +87,52 @@ class Device:
         "_lock",
         "_registry",
         "callback",
+        "claim",
+        "joined",
         "key",
         "name",
         "retired",
         "token",
     )
 
-    def __init__(self, name: str, token: str | None, registry: DeviceRegistry | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        token: str | None,
+        registry: DeviceRegistry | None,
+        claim: str | None = None,
+    ) -> None:
         self._registry = registry
         self.name = name
         self.key = device_key(name)
         self.token = token
+        self.claim = claim
+        """The device this one's token claims to be (``id:...``) until Clerk vouches for it:
+        then it has ``joined`` that device. None for a proven device."""
+        self.joined: Device | None = None
         self.callback: ClientTokenCallback | None = None
         self.retired: list[str] = []
+        """Earlier tokens of the device (Clerk accepted or issued each): still proven."""
         self._lock = threading.Lock()  # the sync facade rotates from many threads
+
+    def resolve(self) -> Device:
+        """The device this record stands for: itself, or the one it joined once proven."""
+        device = self
+        while device.joined is not None:
+            device = device.joined
+        return device
+
+    def proven(self, token: str) -> bool:
+        """Whether ``token`` is a string Clerk vouched for as this device's."""
+        return self.claim is None and (token == self.token or token in self.retired)
 
     def __repr__(self) -> str:  # never the token, nor the name (it may be a token)
         return f"Device(key={self.key!r}, client_token=<{'set' if self.token else 'none'}>)"
 
-    def adopt(self, token: str) -> None:
-        """A view was made with ``token``: use it, unless the device rotated away from it."""
+    def adopt(self, token: str | None) -> None:
+        """A proven ``token`` joins: use it, unless the device rotated away from it."""
         with self._lock:
-            if token == self.token or token in self.retired:
+            if token is None or token == self.token or token in self.retired:
                 return
             self._replace(token)
 
@@ -129,13 +176,33 @@ class Device:
                 if self._registry is not None:
                     self._registry.rotated(self)
                 return
+            if new_token is not None:  # Clerk issued it: proven for the other processes too
+                await store.add_proven(host, self.key, [token_digest(self.key, new_token)])
         if self._registry is not None:
             self._registry.rotated(self)
+        await self.report(new_token)
+
+    async def report(self, new_token: str | None) -> None:
+        """Tell ``on_client_token``. The rotation has happened (the server answered, and every
+        view already sends the new token): a callback that raises (a full disk) must not lose
+        the call's result nor undo it, so its error is logged with its traceback and the next
+        rotation calls it again."""
         callback = self.callback
-        if callback is not None:
+        if callback is None:
+            return
+        try:
             result = callback(new_token)
             if inspect.isawaitable(result):
                 await result
+        except Exception as exc:
+            trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            if new_token:  # the callback's own message may quote the token it was given
+                trace = trace.replace(new_token, "<client token>")
+            logger.error(
+                "on_client_token raised; the client token was rotated all the same (read it "
+                "from client_token) and the callback is called again on the next rotation:\n%s",
+                trace,
+            )
 
     def _replace(self, token: str | None) -> None:
         if self.token:
@@ -149,10 +216,12 @@ class DeviceRegistry:
 
     def __init__(self, max_devices: int) -> None:
         self.max_devices = max_devices
-        # Recently used tokens → their device (strong: keeps per-request views' devices alive
+        # Recently used tokens -> their device (strong: keeps per-request views' devices alive
         # between requests); every device any live view holds, by name (weak: never split).
         self._by_token: OrderedDict[str, Device] = OrderedDict()
         self._by_name: weakref.WeakValueDictionary[str, Device] = weakref.WeakValueDictionary()
+        # Devices of strings not proven yet, by their key (a mint names its device by key).
+        self._unproven: weakref.WeakValueDictionary[str, Device] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -160,21 +229,55 @@ class DeviceRegistry:
         return len(self._by_name)
 
     def device_for(self, client_token: str | None) -> Device:
+        """The device of a view made with ``client_token``: the proven device if Clerk vouched
+        for this string, else the string's own (which may join it later: :meth:`join`)."""
         if not client_token:
             return Device(device_name(None), client_token, self)
         with self._lock:
             device = self._by_token.get(client_token)
             if device is not None:
                 self._by_token.move_to_end(client_token)
-                return device
-        name = device_name(client_token)  # decoded outside the lock
+                return device.resolve()
+        claim = claimed_name(client_token)  # decoded outside the lock
+        own = f"token:{client_token}"
         with self._lock:
-            device = self._by_name.get(name)
-            if device is None:
-                device = self._by_name[name] = Device(name, client_token, self)
+            named = self._by_name.get(claim) if claim is not None else None
+            if named is not None and named.proven(client_token):
+                device = named  # an earlier generation, still in the record's memory
+            else:
+                device = self._by_name.get(own)
+                if device is None:
+                    device = self._by_name[own] = Device(own, client_token, self, claim)
+                    if claim is not None:
+                        self._unproven[device.key] = device
+                device = device.resolve()
             self._remember(client_token, device)
-        device.adopt(client_token)
         return device
+
+    def unproven(self, key: str) -> Device | None:
+        """The device of a string not proven yet whose key is ``key``, if alive."""
+        return self._unproven.get(key)
+
+    def join(self, device: Device) -> Device:
+        """Clerk vouched for ``device``'s token string: it joins the device its claim names
+        (made now if this process has none), whose token it becomes unless that device has
+        rotated away from it. Returns the proven device (``device`` itself if it claimed
+        nothing)."""
+        with self._lock:
+            claim = device.claim
+            if claim is None or device.joined is not None:
+                return device.resolve()
+            named = self._by_name.get(claim)
+            if named is None:
+                named = self._by_name[claim] = Device(claim, device.token, self)
+            device.joined = named
+            for token in (*device.retired, device.token):
+                if token:
+                    self._remember(token, named)
+        if device.callback is not None:  # the latest callback given for a device wins
+            named.callback = device.callback
+        named.adopt(device.token)
+        return named
 
     def rotated(self, device: Device) -> None:
         """Index a device under its new token (a later view made with it finds the record)."""

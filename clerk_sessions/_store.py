@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from ._jwt import CachedToken, TokenKey
 
@@ -87,6 +88,18 @@ class Store(abc.ABC):
         ``rotated`` only if ``sent`` is still the current one (one atomic compare-and-set, so a
         late answer never undoes a newer rotation). Returns the device's token afterwards."""
         return rotated
+
+    # -- proven client-token strings (in-process default: no other process proves any) -------
+
+    async def is_proven(self, host: str, device: str, digest: str) -> bool:
+        """Whether a process sharing this store saw Clerk vouch for the client-token string
+        whose digest (``_devices.token_digest``) is ``digest`` as a token of ``device``."""
+        return False
+
+    async def add_proven(self, host: str, device: str, digests: Sequence[str]) -> None:  # noqa: B027
+        """Clerk vouched for these strings (their digests, never the strings) as tokens of
+        ``device``: tell the other processes. A shared store expires them with the device's
+        client token (``CLIENT_TOKEN_TTL`` unused)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional: most stores hold nothing to close
         """Release what the store holds (called when the client that created it closes)."""

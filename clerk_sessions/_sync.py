@@ -143,6 +143,7 @@ class ClerkSessions(SyncClient):
         template: str | None = None,
         organization_id: str | Unset | None = UNSET,
         skip_cache: bool = False,
+        timeout: float | Timeout | Unset = UNSET,
     ) -> str:
         """A session JWT, from the cache while it has more than ``token_leeway`` seconds left
         on the Frontend API's clock.
@@ -152,7 +153,9 @@ class ClerkSessions(SyncClient):
         for the same (device, session, template, organization) share one request, whichever
         view of the device they use. ``organization_id``: UNSET for the session's active
         organization, ``None``/``""`` for the personal account. ``skip_cache`` always mints a
-        new token (and caches it).
+        new token (and caches it). ``timeout`` (seconds or a :class:`Timeout`; default: the
+        client's) bounds the whole call, waiting for a mint another caller or process started
+        included (``APITimeoutError``); cancelling this call cancels only this caller's wait.
         """
         return self._run(
             self._async.get_token(
@@ -160,6 +163,7 @@ class ClerkSessions(SyncClient):
                 template=template,
                 organization_id=organization_id,
                 skip_cache=skip_cache,
+                timeout=timeout,
             )
         )
 

@@ -8,10 +8,10 @@ Rules (``fapi-protocol.md`` §7 and §12, each from a real bug in Clerk's own SD
   ``refresh_ahead`` seconds remain, one background refresh starts and callers keep getting the
   still-valid token; a refresh that fails is not tried again for ``TOKEN_REFRESH_RETRY_DELAY``
   (no hot loop against a failing server);
-- concurrent callers for one key share one request (a ``concurrent.futures.Future``, so callers
-  on different event loops — the sync facade's threads — share it too); failures are not
-  cached; if the caller leading a shared request is cancelled, one of the callers that joined it
-  takes over instead of failing;
+- concurrent callers for one key share one request: a task the cache owns, not any caller's
+  coroutine, so cancelling a caller (or its timeout) ends that caller's wait only; callers on
+  other event loops (the sync facade's threads) share it too, and lead a new one if the loop
+  it runs on has no caller left; failures are not cached;
 - freshness never goes backwards: a token replaces another only if its ``oiat`` header (then its
   ``iat``) is not older (the store enforces it);
 - a sign-out drops the session's (or device's) tokens, and a mint that was already in flight
@@ -25,14 +25,14 @@ The cache does no HTTP: the client hands it a mint function.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeGuard
 
 from ._clock import ServerClock
 from ._constants import TOKEN_REFRESH_RETRY_DELAY
-from ._errors import AuthenticationError
+from ._errors import APITimeoutError, AuthenticationError
 from ._jwt import CachedToken, TokenKey, jwt_timing, token_key
 from ._logging import logger
 from ._store import Store
@@ -40,13 +40,54 @@ from ._types import UNSET
 from .models import Token
 
 Minter = Callable[[TokenKey, bool], Awaitable[Token]]
-"""``mint(key, force)``: one token request for ``key``; ``force`` for ``skip_cache`` mints."""
+"""``mint(key, force)``: one token request for ``key`` (within the client's timeout);
+``force`` for ``skip_cache`` mints."""
 
 Spawner = Callable[[Coroutine[Any, Any, None]], None]
 """Runs a coroutine in the background (a task on the running loop, or the sync portal)."""
 
-_LEADER_GONE: Any = object()  # the leader was cancelled: a joined caller leads instead
 _NEVER = float("inf")
+
+# What a mint hands its waiting callers: (_TOKEN, token), (_ERROR, exception) or (_GONE, None)
+# (stopped because no caller on its loop waited any more: a caller elsewhere leads anew).
+_TOKEN: Any = object()
+_ERROR: Any = object()
+_GONE: Any = object()
+
+
+class _Flight:
+    """One shared mint: its task (on ``loop``) and the callers waiting, each on its own loop."""
+
+    __slots__ = ("done", "keys", "loop", "task", "waiters")
+
+    def __init__(self, key: TokenKey, loop: asyncio.AbstractEventLoop) -> None:
+        self.keys = [key]
+        """Its key, and the key of the device its string joined when its answer proved it
+        (callers that learn of the proof share this mint rather than start another)."""
+        self.loop = loop
+        self.task: asyncio.Task[None] | None = None
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
+        self.done = False
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], outcome: tuple[Any, Any]
+) -> None:
+    """Hand ``outcome`` to a caller waiting on ``loop`` (maybe another thread's)."""
+
+    def settle() -> None:
+        if not waiter.done():  # it may have stopped waiting meanwhile
+            waiter.set_result(outcome)
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # pragma: no cover - always called from the mint's task
+        running = None
+    if loop is running:
+        settle()
+    else:
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there
+            loop.call_soon_threadsafe(settle)
 
 
 class TokenCache:
@@ -77,9 +118,11 @@ class TokenCache:
         """Seconds another process waits for this one's mint before minting itself."""
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        # Keys being minted → futures of the callers waiting for that mint. The leader has
-        # none: a Future (a Condition and two locks) is made only for a caller that joins.
-        self._inflight: dict[TokenKey, list[concurrent.futures.Future[Any]]] = {}
+        # Keys being minted -> the mint (a task owned by the cache) and its waiting callers.
+        self._inflight: dict[TokenKey, _Flight] = {}
+        # Devices of unproven client-token strings -> the device each turned out to be.
+        self._joins: dict[str, str] = {}
+        self._announcements: dict[str, Callable[[], Awaitable[None]]] = {}
         # Keys with a background refresh running (inf) or failed (not again before then).
         self._refresh_not_before: dict[TokenKey, float] = {}
         # The last session JWT seen per session, keyed by device key + session id (a plain
@@ -87,27 +130,38 @@ class TokenCache:
         # Clerk's minting protocol, and so that a session's unchanged last_active_token (in
         # every getSession) is not decoded again.
         self._seen: dict[str, str] = {}
+        self.resolve: Callable[[TokenKey], Awaitable[TokenKey]] | None = None
+        """``key`` with the device its string joined, once proven (asked of a shared store);
+        set by the client."""
         self.generation = 0
         """Bumped by every sign-out: tokens minted or seen from requests begun before one are
         not kept (a late answer must not bring back a signed-out session's token)."""
 
     # -- the protocol ---------------------------------------------------------------------
 
-    async def get(self, key: TokenKey, mint: Minter) -> str:
-        """A usable token for ``key``: the kept one, or a new one minted (shared) by ``mint``."""
+    async def get(self, key: TokenKey, mint: Minter, timeout: float) -> str:
+        """A usable token for ``key``: the kept one, or a new one minted (shared) by ``mint``
+        within ``timeout`` seconds."""
         cached = await self.store.get(key)
         if cached is not None:
             remaining = cached.timing.expires_at - self.clock.now()
             if remaining > self.leeway:
                 if remaining <= self.refresh_ahead:
-                    self._refresh_ahead(key, mint)
+                    self._refresh_ahead(key, mint, timeout)
                 return cached.jwt
-        return (await self.fetch(key, mint)).jwt
+        return (await self.fetch(key, mint, timeout)).jwt
 
     async def fetch(
-        self, key: TokenKey, mint: Minter, *, force: bool = False, since: float | None = None
+        self,
+        key: TokenKey,
+        mint: Minter,
+        timeout: float,
+        *,
+        force: bool = False,
+        since: float | None = None,
     ) -> Token:
-        """Mint a token for ``key`` and keep it, sharing the request with concurrent callers.
+        """Mint a token for ``key`` and keep it, sharing the request with concurrent callers;
+        this caller waits at most ``timeout`` seconds (``APITimeoutError``).
 
         ``since`` (server time): a kept token issued since then is as new as a mint would be
         (a batch run by several processes mints each token once)."""
@@ -115,14 +169,67 @@ class TokenCache:
             cached = await self.store.get(key)
             if self._fresh(cached, self.leeway, since):
                 return Token(jwt=cached.jwt)
+        loop = asyncio.get_running_loop()
+        deadline = self._monotonic() + timeout
         while True:
-            joined = self._join_or_lead(key)
-            if joined is None:
-                break
-            result = await asyncio.wrap_future(joined)
-            if result is not _LEADER_GONE:
-                return result  # type: ignore[no-any-return]
+            with self._lock:
+                flight = self._inflight.get(key)
+                if flight is None:
+                    flight = self._inflight[key] = _Flight(key, loop)
+                    flight.task = loop.create_task(self._fly(flight, key, mint, force, since))
+                waiter = loop.create_future()
+                flight.waiters.append((loop, waiter))
+            try:
+                left = deadline - self._monotonic()
+                done, _ = await asyncio.wait((waiter,), timeout=max(left, 0.0))
+            finally:
+                self._leave(flight, loop, waiter)
+            if not done:
+                raise APITimeoutError(
+                    f"get_token: no session token within {timeout:g} s (the shared mint is "
+                    "still running for the callers with more time); pass a larger timeout."
+                )
+            outcome, value = waiter.result()
+            if outcome is _TOKEN:
+                return value  # type: ignore[no-any-return]
+            if outcome is _ERROR:
+                raise value
+            # _GONE: the flight's own loop lost its last waiter and stopped it; lead anew
+
+    def _leave(
+        self, flight: _Flight, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any]
+    ) -> None:
+        """A caller stops waiting (answered, cancelled or out of time). The mint runs while a
+        caller on its loop waits for it: that loop may stop running once its last caller has
+        left (a blocking client's thread returns), so then the mint is abandoned at once and
+        the callers on other loops lead a new one."""
+        with self._lock:
+            with contextlib.suppress(ValueError):
+                flight.waiters.remove((loop, waiter))
+            if flight.done or loop is not flight.loop:
+                return
+            if any(other is flight.loop for other, _ in flight.waiters):
+                return
+            flight.done = True
+            self._forget(flight)
+            others = list(flight.waiters)
+        if flight.task is not None:
+            flight.task.cancel()
+        for other, pending in others:
+            _deliver(other, pending, (_GONE, None))
+
+    async def _fly(
+        self,
+        flight: _Flight,
+        key: TokenKey,
+        mint: Minter,
+        force: bool,
+        since: float | None,
+    ) -> None:
+        """The shared mint of ``key``: owned by the cache, not by any caller (cancelling a
+        caller cancels its wait only); its outcome goes to every caller still waiting."""
         generation = self.generation
+        outcome: tuple[Any, Any] = (_GONE, None)
         try:
             if self.store.shared:
                 token = await self._mint_once_for_all(key, mint, force, generation, since)
@@ -130,25 +237,55 @@ class TokenCache:
                 token = await mint(key, force)
                 keep = self._worth_keeping(token.jwt, generation)
                 if keep is not None:
-                    await self.store.put(key, keep, self._ttl(keep))
+                    await self._keep(key, keep)
+            outcome = (_TOKEN, token)
         except asyncio.CancelledError:
-            self._finish(key, _LEADER_GONE)
-            raise
-        except BaseException as exc:
-            self._finish(key, error=exc)
+            pass  # _GONE: a waiter on another loop leads a new mint
+        except Exception as exc:
+            outcome = (_ERROR, exc)
             if isinstance(exc, AuthenticationError):  # the session is gone or not this device's
-                await self.drop(key[1], key[2])
-            raise
-        self._finish(key, token)
-        return token
+                with contextlib.suppress(Exception):
+                    await self.drop(key[1], key[2])
+        finally:
+            await self._announce(key)  # a proof its answer brought, if not yet announced
+            with self._lock:
+                waiters = [] if flight.done else list(flight.waiters)  # done: abandoned
+                flight.done = True
+                self._forget(flight)
+            for loop, waiter in waiters:
+                _deliver(loop, waiter, outcome)
+
+    async def _announce(self, key: TokenKey) -> None:
+        """Tell the other processes of a proof that a mint of ``key`` brought (now that its
+        token, if any, is kept)."""
+        if not self._announcements:
+            return
+        with self._lock:
+            announce = self._announcements.pop(key[1], None)
+        if announce is not None:
+            with contextlib.suppress(Exception):  # a store never raises; a callback might
+                await announce()
+
+    def _forget(self, flight: _Flight) -> None:
+        for key in flight.keys:  # (under the lock)
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
 
     async def _mint_once_for_all(
-        self, key: TokenKey, mint: Minter, force: bool, generation: int, since: float | None
+        self,
+        key: TokenKey,
+        mint: Minter,
+        force: bool,
+        generation: int,
+        since: float | None,
     ) -> Token:
         """A shared store's single flight: one process mints, the others take its token.
 
-        If the minting process fails or dies, its lease ends and a waiting one mints."""
+        If the minting process fails or dies, its lease ends and a waiting one mints; a wait
+        never takes more than half of a call's budget (the lease): then this process mints too,
+        in the other half (a dead process's lease is never waited out)."""
         store, lease = self.store, self.mint_lease
+        wait_until = self._monotonic() + lease / 2
         while True:
             if await store.begin_mint(key, lease):
                 # Another process may have finished this very mint between our lookup and our
@@ -162,13 +299,29 @@ class TokenCache:
                     token = await mint(key, force)
                     keep = self._worth_keeping(token.jwt, generation)
                 finally:  # the token is kept, the lease released, the waiters woken
+                    joined = self._joined_key(key)
+                    if keep is not None and joined is not key:  # proven by this very mint
+                        await store.put(joined, keep, self._ttl(keep))
+                        keep = None  # the waiters find it under the device it joined
+                    await self._announce(key)  # before the waiters wake and look
                     await store.end_mint(key, keep, 0.0 if keep is None else self._ttl(keep))
                 return token
-            cached = await store.wait_mint(key, lease)
+            left = wait_until - self._monotonic()
+            if left <= 0:  # the other process is slow or gone: do not wait for its lease
+                token = await mint(key, force)
+                keep = self._worth_keeping(token.jwt, generation)
+                if keep is not None:
+                    await self._keep(key, keep)
+                return token
+            cached = await store.wait_mint(key, min(lease, left))
+            if not self._fresh(cached, self.leeway) and self.resolve is not None:
+                joined = await self.resolve(key)  # its mint may have proven the string
+                if joined is not key:
+                    cached = await store.get(joined)
             if self._fresh(cached, self.leeway):
                 return Token(jwt=cached.jwt)  # another process minted it
 
-    def _refresh_ahead(self, key: TokenKey, mint: Minter) -> None:
+    def _refresh_ahead(self, key: TokenKey, mint: Minter, timeout: float) -> None:
         now = self._monotonic()
         with self._lock:
             if key in self._inflight or self._refresh_not_before.get(key, now) > now:
@@ -176,11 +329,11 @@ class TokenCache:
             if len(self._refresh_not_before) >= self.max_entries:
                 self._refresh_not_before.clear()
             self._refresh_not_before[key] = _NEVER
-        self.spawn(self._refresh(key, mint))
+        self.spawn(self._refresh(key, mint, timeout))
 
-    async def _refresh(self, key: TokenKey, mint: Minter) -> None:
+    async def _refresh(self, key: TokenKey, mint: Minter, timeout: float) -> None:
         try:
-            await self.fetch(key, mint)
+            await self.fetch(key, mint, timeout)
         except Exception as exc:  # the kept token is still valid; a later lookup tries again
             with self._lock:
                 self._refresh_not_before[key] = self._monotonic() + TOKEN_REFRESH_RETRY_DELAY
@@ -189,29 +342,58 @@ class TokenCache:
             with self._lock:
                 self._refresh_not_before.pop(key, None)
 
-    def _join_or_lead(self, key: TokenKey) -> concurrent.futures.Future[Any] | None:
-        """None if the caller must mint ``key`` (it leads), else a future of that result."""
+    def stop(self) -> None:
+        """The client closes: stop every mint in flight (its callers get a closed-client
+        error rather than wait for their timeout)."""
         with self._lock:
-            waiters = self._inflight.get(key)
-            if waiters is None:
-                self._inflight[key] = []
-                return None
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            waiters.append(future)
-            return future
+            flights = list(self._inflight.values())
+        for flight in flights:
+            task = flight.task
+            if task is not None and not task.done():
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nothing runs
+                    flight.loop.call_soon_threadsafe(task.cancel)
 
-    def _finish(
-        self, key: TokenKey, result: Any = None, error: BaseException | None = None
-    ) -> None:
-        """The leader is done: hand its result (or error) to every caller that joined."""
+    # -- devices proven during a mint ------------------------------------------------------
+
+    def joined(
+        self,
+        from_device: str,
+        to_device: str,
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
+        """The device ``from_device`` (a client-token string Clerk had not vouched for yet)
+        turned out to be ``to_device``: tokens minted for it from now on are kept for the
+        proven device (the first answer proves, and its result joins, ``api-contract.md``).
+
+        ``announce`` tells the other processes. While a mint of ``from_device`` is in flight
+        (the proof came from its answer) it runs once that token is kept, so no process learns
+        of the proof before it can find the token (it would mint again); returns whether
+        the caller must announce it now instead."""
         with self._lock:
-            waiters = self._inflight.pop(key, None)
-        if waiters:
-            for future in waiters:
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(result)
+            if len(self._joins) >= self.max_entries:
+                self._joins.clear()
+            self._joins[from_device] = to_device
+            minting = False
+            for key, flight in list(self._inflight.items()):
+                if key[1] == from_device and not flight.done:
+                    minting = True
+                    alias = (key[0], to_device, *key[2:])
+                    if alias not in self._inflight:
+                        self._inflight[alias] = flight
+                        flight.keys.append(alias)
+            if announce is None or not minting:
+                return announce is not None
+            self._announcements[from_device] = announce
+            return False
+
+    async def _keep(self, key: TokenKey, token: CachedToken) -> None:
+        """Keep a minted token for ``key``'s device, or for the device it joined if the mint
+        proved its string (never under the unproven key: a sign-out drops the proven one)."""
+        await self.store.put(self._joined_key(key), token, self._ttl(token))
+
+    def _joined_key(self, key: TokenKey) -> TokenKey:
+        to_device = self._joins.get(key[1]) if self._joins else None
+        return key if to_device is None else (key[0], to_device, *key[2:])
 
     # -- what the cache keeps ---------------------------------------------------------------
 

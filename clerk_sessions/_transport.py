@@ -211,6 +211,21 @@ class Transport:
                 mark_dropped_before_response(error)
             raise error from _scrubbed(exc, request.secrets)
 
+    @property
+    def closed(self) -> bool:
+        """Closed by :meth:`aclose`, until :meth:`reopen`."""
+        return self._closed
+
+    def reopen(self) -> None:
+        """Serve requests again after :meth:`aclose`, on new sessions (the client was entered
+        again). An injected ``http_session`` must still be open."""
+        if self._injected is not None and self._injected.closed:
+            raise ConfigurationError(
+                "This client's http_session (the aiohttp ClientSession you gave it) is closed: "
+                "give a new client an open one."
+            )
+        self._closed = False
+
     async def aclose(self) -> None:
         """Refuse further requests and close the session of the running loop.
 

@@ -24,6 +24,7 @@ from ._errors import (
     ResponseValidationError,
     error_class_for_status,
 )
+from ._logging import logger
 from ._operations import Operation, R
 from ._redact import excerpt, redact_headers, redact_text
 from ._retry import parse_retry_after
@@ -31,6 +32,7 @@ from ._types import UNSET
 from .models import ClerkErrors
 
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 """No token, header value or credential contains one of these."""
 
 # Characters quote(safe="") leaves alone, without "." (dot-segments need escaping).
@@ -187,14 +189,40 @@ def build_request(
     )
 
 
+def client_token_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a client token, or None if it can: the one check for every
+    client-token string the SDK takes (constructor, views, batch rows, rotation headers).
+
+    A token is sent back in a header exactly as stored, so it is printable ASCII: a control
+    character (a trailing newline read from a file) or a non-ASCII one (a header decoded with
+    lone surrogates) would be refused by aiohttp or mangled on the wire."""
+    if not isinstance(value, str):
+        return f"a client token must be a str, got {type(value).__name__}"
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        if CONTROL_CHARACTER.search(value):
+            return (
+                "the client token contains a control character (a line break, tab or NUL, "
+                "say); check how it was read (a trailing newline from a file?)"
+            )
+        return "the client token contains a character that is not printable ASCII"
+    return None
+
+
 def rotated_client_token(response_headers: Mapping[str, str]) -> tuple[bool, str | None]:
     """``(rotated, new_token)`` from a response's ``Authorization`` header (protocol §3).
 
     No header: no change. Empty or a bare ``Bearer``: the token is cleared (``None``). Anything
-    else is the new token, kept exactly as received.
+    else is the new token, kept exactly as received, if it can be a token at all (else: no
+    change, and a warning).
     """
     value = response_headers.get("Authorization")
-    if value is None or CONTROL_CHARACTER.search(value):  # not a token: no header could carry it
+    if value is None:
+        return False, None
+    if value and client_token_problem(value) is not None:
+        logger.warning(
+            "ignored a client-token rotation whose Authorization header is not a token (%s)",
+            "control or non-ASCII characters",
+        )
         return False, None
     if value.strip().lower() in ("", "bearer"):
         return True, None

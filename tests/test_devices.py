@@ -146,7 +146,8 @@ async def test_twenty_views_asking_at_once_share_one_mint() -> None:
 
 async def test_two_generations_of_a_client_token_are_one_device() -> None:
     """Another process saw a rotation; this one gets both the old and the new token. Both
-    name the same client (``id``): one device, one cache entry, one mint."""
+    name the same client (``id``), but a claim is no proof: each new string costs one request,
+    whose answer proves it. Then they are one device: one cache entry, one current token."""
     async with FrontendAPIEmulator(rotate_client_tokens=True) as fapi:
         device = fapi.sign_in()
         async with fapi.async_client(device) as other_process:
@@ -160,12 +161,16 @@ async def test_two_generations_of_a_client_token_are_one_device() -> None:
         async with backend(fapi) as clerk:
             old_view = clerk.with_client_token(device.client_token)
             new_view = clerk.with_client_token(newer)
-            first = await old_view.get_token(device.session_id)
-            second = await new_view.get_token(device.session_id)
+            await old_view.get_token(device.session_id)  # proves the old string
+            second = await new_view.get_token(device.session_id)  # proves the new one
             assert old_view.client_token == new_view.client_token == newer
             assert kept(clerk) == 1
-    assert first == second
-    assert mints(fapi) - before == 1
+            again = [
+                await clerk.with_client_token(token).get_token(device.session_id)
+                for token in (device.client_token, newer)
+            ]
+    assert again == [second, second]
+    assert mints(fapi) - before == 2
     assert fapi.requests[-1].token_generation == 2  # the mint went out with the newer token
 
 
@@ -180,8 +185,9 @@ async def test_a_client_jwt_is_named_by_its_id_and_any_other_token_is_its_own_de
         for token in [*generations, other_client, without_id, *opaque, opaque[0], without_id]:
             await clerk.with_client_token(token).get_token("sess_1")
         assert kept(clerk) == 5
-    # client_1 (two generations), client_2, the JWT without id, and each opaque token
-    assert devices.tokens_minted() == 5
+    # client_1 (two generations, each proven by its own first request), client_2, the JWT
+    # without id, and each opaque token
+    assert devices.tokens_minted() == 6
     assert device_name(opaque[0]) != device_name(opaque[1])
     assert device_name(without_id) == f"token:{without_id}"
 

@@ -2,7 +2,7 @@
 
 - a failed background refresh keeps serving the still-valid token and is not retried in a
   hot loop;
-- cancelling the caller that leads a shared token request does not fail those that joined it;
+- cancelling the caller that started a shared token request does not fail those that joined it;
 - a dead server ends a batch fast (a breaker shared by the batch), and a probe closes it again;
 - bad settings fail at construction; ``max_retries=0`` is one request on the wire.
 
@@ -184,6 +184,8 @@ async def test_a_failed_background_refresh_keeps_serving_the_token_and_is_not_re
 async def test_cancelling_the_leader_of_a_shared_request_does_not_fail_those_that_joined(
     server: TokenServer, clock: FakeClock
 ) -> None:
+    """The shared mint belongs to the cache, not to the caller that started it: cancelling
+    that caller (its web client went away) ends its wait only; the mint goes on."""
     server.hold = asyncio.Event()
     async with client_for(server, clock) as clerk:
         # Started together: the first leads; the others' first steps join its request, before
@@ -191,17 +193,14 @@ async def test_cancelling_the_leader_of_a_shared_request_does_not_fail_those_tha
         leader = asyncio.ensure_future(clerk.get_token("sess_1"))
         joiners = [asyncio.ensure_future(clerk.get_token("sess_1")) for _ in range(3)]
         await server.until_requests(1)
-        key = token_key(server.url, clerk._device.key, "sess_1", None, UNSET)
-        assert len(clerk._shared.tokens._inflight[key]) == len(joiners)
-
         leader.cancel()  # e.g. the web request whose client went away
-        await server.until_requests(2)  # one of the joiners took over
+        await asyncio.wait([leader])
         server.hold.set()
         results = await asyncio.gather(*joiners)
     assert leader.cancelled()
     assert len(set(results)) == 1
-    assert jwt.decode(results[0], options={"verify_signature": False})["n"] == 2
-    assert server.requests == ["sess_1", "sess_1"]
+    assert jwt.decode(results[0], options={"verify_signature": False})["n"] == 1
+    assert server.requests == ["sess_1"]
 
 
 # -- a dead server ends a batch fast ------------------------------------------------------------
