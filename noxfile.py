@@ -1,6 +1,6 @@
 """Developer tasks. ``python -m nox -s tests`` runs the suite on every Python 3.10-3.13 present.
 
-Sessions: tests, lint, typecheck, generate (``-- --check`` fails on drift), bench.
+Sessions: tests, lint, typecheck, generate (``-- --check`` fails on drift), bench, soak.
 """
 
 from __future__ import annotations
@@ -113,3 +113,14 @@ def bench(session: nox.Session) -> None:
     )
     env = {"BENCH_COMMAND": command, "BENCH_PEERS_SKIPPED": "; ".join(skipped)}
     session.run("python", "benchmarks/run.py", *session.posargs, env=env)
+
+
+@nox.session(python="3.12")
+def soak(session: nox.Session) -> None:
+    """Worker processes on one Redis against the emulator, under seeded faults, judged from the
+    emulator's records: ``-- --duration 60 --workers 3 --devices 200 --seed 1 --json PATH``.
+
+    Needs ``redis-server`` on PATH. Exits non-zero if any check fails.
+    """
+    session.install("-e", ".[redis,testing]")
+    session.run("python", "benchmarks/soak.py", *session.posargs)

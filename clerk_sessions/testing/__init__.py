@@ -32,6 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ._emulator import FrontendAPIEmulator, RecordedRequest, SignedIn
 from ._faults import Fault
 from ._records import (
+    IssuedTokenRecord,
     OrganizationRecord,
     OutboxMessage,
     SessionRecord,
@@ -47,6 +48,7 @@ __all__ = [
     "Clock",
     "Fault",
     "FrontendAPIEmulator",
+    "IssuedTokenRecord",
     "OrganizationRecord",
     "OutboxMessage",
     "RecordedRequest",

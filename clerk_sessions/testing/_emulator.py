@@ -46,6 +46,7 @@ from clerk_sessions._sync import ClerkSessions
 from ._faults import Fault, FaultPlan, default_code
 from ._records import (
     ClientRecord,
+    IssuedTokenRecord,
     Json,
     OrganizationRecord,
     OutboxMessage,
@@ -137,6 +138,11 @@ class RecordedRequest:
     sent_token: bool = False
     expired_token: bool = False
     force_origin: bool = False
+    auth_rejected: str | None = None
+    """Why the client token was refused (401): ``unknown_client_token`` (never issued here:
+    forged, or another instance's) or ``stale_client_token`` (rotated away, past the grace)."""
+    rejected_client_id: str | None = None
+    """For ``stale_client_token``: the client whose rotated-away token it was."""
 
 
 def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -272,6 +278,7 @@ class FrontendAPIEmulator:
             signer=Signer(key_id="ins_emulator"),
             token_lifetime=token_lifetime,
             seed=seed,
+            max_issued_tokens=max_logged_requests,
         )
         self._faults = FaultPlan(self._world.rng)
         self.rotate_client_tokens = rotate_client_tokens
@@ -541,6 +548,20 @@ class FrontendAPIEmulator:
 
     def client_record(self, client_id: str) -> ClientRecord:
         return self._world.clients[client_id]
+
+    @property
+    def issued_tokens(self) -> list[IssuedTokenRecord]:
+        """Every session and template JWT signed so far, oldest first (a copy; the newest
+        ``max_logged_requests`` when capped): sign-ins, touches and mints, with the client, the
+        claims' ``iat``/``exp`` and when (on ``clock``), to judge tokens a client handed out."""
+        with self._world.lock:
+            return list(self._world.issued_tokens)
+
+    def issued_client_tokens(self) -> dict[str, tuple[str, int]]:
+        """Every client token issued so far (a copy): token → (client id, generation). A token
+        not in it was never issued by this emulator (forged, or another instance's)."""
+        with self._world.lock:
+            return dict(self._world.client_tokens)
 
     def totp_code(self, user: UserRecord | str) -> str:
         """The user's current TOTP code, on the emulator's clock."""
@@ -946,6 +967,8 @@ class FrontendAPIEmulator:
                     client_id=None if client is None else client.id,
                     token_generation=auth.generation,
                     fault=fault,
+                    auth_rejected=auth.rejected,
+                    rejected_client_id=auth.rejected_client_id,
                 )
             )
             cap = self._max_logged_requests
@@ -1069,12 +1092,22 @@ class _Auth:
     client: ClientRecord | None = None
     generation: int | None = None
     issued_token: str | None = attrs.field(default=None, repr=False)
+    rejected: str | None = None
+    rejected_client_id: str | None = None
 
     def authenticate(self, world: World, header: str | None, reject_stale: bool) -> None:
         token = (header or "").strip().removeprefix("Bearer").strip()
         if not token:
             return
-        self.client, self.generation = world.client_for_token(token, reject_stale=reject_stale)
+        known = world.client_tokens.get(token)
+        try:
+            self.client, self.generation = world.client_for_token(token, reject_stale=reject_stale)
+        except FapiError:
+            if known is None:
+                self.rejected = "unknown_client_token"
+            else:
+                self.rejected, self.rejected_client_id = "stale_client_token", known[0]
+            raise
 
 
 def _validated_form(

@@ -149,6 +149,25 @@ class SessionRecord:
         ]
 
 
+@attrs.frozen
+class IssuedTokenRecord:
+    """A session or template JWT the emulator signed (``FrontendAPIEmulator.issued_tokens``):
+    what a test needs to judge a token it was handed without trusting the client that handed
+    it out. ``source`` is ``sign_in``, ``touch`` (a session's new ``last_active_token``),
+    ``mint`` (``POST .../tokens``) or ``template`` (``POST .../tokens/{template}``); times are
+    on the emulator's clock."""
+
+    jwt: str = attrs.field(repr=False)
+    session_id: str
+    client_id: str
+    source: str
+    template: str | None
+    organization_id: str | None
+    issued_at: float
+    iat: int
+    exp: int
+
+
 @attrs.define
 class ClientRecord:
     id: str

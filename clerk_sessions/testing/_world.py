@@ -28,6 +28,7 @@ import attrs
 from ._records import (
     ClientRecord,
     EmailRecord,
+    IssuedTokenRecord,
     Json,
     OrganizationRecord,
     OutboxMessage,
@@ -173,7 +174,13 @@ class World:
     the test share it)."""
 
     def __init__(
-        self, *, clock: Clock, signer: Signer, token_lifetime: int, seed: int | None
+        self,
+        *,
+        clock: Clock,
+        signer: Signer,
+        token_lifetime: int,
+        seed: int | None,
+        max_issued_tokens: int | None = None,
     ) -> None:
         self.lock = threading.RLock()
         self.clock = clock
@@ -193,6 +200,9 @@ class World:
         self.sign_in_token_ids: dict[str, str] = {}
         """ticket (the token itself) → sign-in token id."""
         self.outbox: list[OutboxMessage] = []
+        self.issued_tokens: list[IssuedTokenRecord] = []
+        """Every session and template JWT signed (the newest ``max_issued_tokens``)."""
+        self.max_issued_tokens = max_issued_tokens
         self.render = Renderer(
             users=self.users,
             organizations=self.organizations,
@@ -324,7 +334,7 @@ class World:
         client.last_active_session_id = session.id
         client.last_authentication_strategy = strategy
         client.updated_at = now
-        session.last_active_token = self.mint_session_token(session, org_id)
+        session.last_active_token = self.mint_session_token(session, org_id, source="sign_in")
         return session
 
     # --- sign-in tokens ("tickets", fapi-protocol §13) ---
@@ -563,7 +573,7 @@ class World:
         client.last_active_session_id = session.id
         client.updated_at = now
         session.last_active_token = self.mint_session_token(
-            session, session.last_active_organization_id
+            session, session.last_active_organization_id, source="touch"
         )
         # intent=focus lets the server skip piggybacking the client (fapi-protocol §5).
         piggyback = None if intent == "focus" else self.client_json(client)
@@ -614,7 +624,7 @@ class World:
         # Absent: the session's active organization; empty: the personal account (§4).
         org_ref = form.get("organization_id", session.last_active_organization_id)
         org_id = self._membership(self.users[session.user_id], org_ref).id if org_ref else None
-        jwt = self.mint_session_token(session, org_id)
+        jwt = self.mint_session_token(session, org_id, source="mint")
         session.last_active_token = jwt
         return {"object": "token", "jwt": jwt}
 
@@ -882,7 +892,36 @@ class World:
             "sub": session.user_id,
         }
 
-    def mint_session_token(self, session: SessionRecord, org_id: str | None) -> str:
+    def _issued(
+        self,
+        jwt: str,
+        claims: Json,
+        session: SessionRecord,
+        source: str,
+        template: str | None,
+        org_id: str | None,
+    ) -> str:
+        self.issued_tokens.append(
+            IssuedTokenRecord(
+                jwt=jwt,
+                session_id=session.id,
+                client_id=session.client_id,
+                source=source,
+                template=template,
+                organization_id=org_id,
+                issued_at=self.clock.now(),
+                iat=claims["iat"],
+                exp=claims["exp"],
+            )
+        )
+        cap = self.max_issued_tokens
+        if cap is not None and len(self.issued_tokens) > cap:
+            del self.issued_tokens[: len(self.issued_tokens) - cap]
+        return jwt
+
+    def mint_session_token(
+        self, session: SessionRecord, org_id: str | None, *, source: str = "mint"
+    ) -> str:
         claims = self._base_claims(session, self.token_lifetime)
         fva = session.factor_verification_age(self.clock.now())
         claims.update({"fva": fva, "sid": session.id, "sts": "active", "v": 2})
@@ -890,14 +929,17 @@ class World:
             org = self.organizations[org_id]
             role = org.members[session.user_id]
             claims["o"] = {"id": org.id, "slg": org.slug, "rol": role.removeprefix("org:")}
-        return self.signer.sign(claims, {"cat": "cl_B7d4PD111AAA", "oiat": claims["iat"]})
+        jwt = self.signer.sign(claims, {"cat": "cl_B7d4PD111AAA", "oiat": claims["iat"]})
+        return self._issued(jwt, claims, session, source, None, org_id)
 
     def mint_template_token(self, session: SessionRecord, template: TemplateRecord) -> str:
         claims = self._base_claims(session, template.lifetime)
         claims["sid"] = session.id
         values = self._shortcodes(session)
         claims.update({key: _fill(value, values) for key, value in template.claims.items()})
-        return self.signer.sign(claims)
+        org_id = session.last_active_organization_id
+        jwt = self.signer.sign(claims)
+        return self._issued(jwt, claims, session, "template", template.name, org_id)
 
     def _shortcodes(self, session: SessionRecord) -> dict[str, Any]:
         """Values for ``{{user.…}}``, ``{{org.…}}`` and ``{{session.…}}`` in template claims."""
