@@ -24,6 +24,7 @@ import attrs
 
 from . import _constants
 from ._errors import APIConnectionError, ConfigurationError
+from ._logging import log_callback_error
 from ._runtime import Runtime
 from ._types import UNSET, Unset
 
@@ -226,7 +227,10 @@ def _start(
                 if error is not None:
                     failed += 1
                 if on_progress is not None:
-                    on_progress(done, failed, total)
+                    try:
+                        on_progress(done, failed, total)
+                    except Exception as exc:
+                        log_callback_error("on_progress", exc, "the batch goes on", None)
                 if tally is not None:  # only counts wanted: no result objects
                     tally(error)
                     continue

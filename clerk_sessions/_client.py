@@ -49,6 +49,7 @@ from ._constants import (
 from ._devices import ClientTokenCallback, Device, DeviceRegistry, device_key, token_digest
 from ._errors import (
     APIConnectionError,
+    APITimeoutError,
     ClerkSessionsError,
     ConfigurationError,
     RateLimitError,
@@ -56,7 +57,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._jwt import TokenKey, token_key
-from ._logging import logger
+from ._logging import log_callback_error, logger
 from ._operations import R
 from ._retry import allowed_retries, parse_retry_after, plan_retry, retry_reason
 from ._runtime import DEFAULT_RUNTIME, Runtime
@@ -534,9 +535,9 @@ class AsyncClerkSessions:
             if device.joined is not None:  # another view's answer proved this token meanwhile
                 device = self._current_device()
             if shared.store.shared and device.claim is None:  # another process may have rotated
-                device.take(
-                    await shared.store.client_token(shared.base_url, device.key, device.token)
-                )
+                left = call_timeout.total if deadline is None else deadline - monotonic()
+                lookup = shared.store.client_token(shared.base_url, device.key, device.token)
+                device.take(await _within(lookup, left, device.token))
             sent_token = device.token
             request = build_request(
                 operation,
@@ -570,8 +571,8 @@ class AsyncClerkSessions:
                 status = raw.status
                 shared.clock.observe_date(headers.get("Date"))
                 if device.claim is not None and device.joined is None:
-                    if status != 401 and sent_token == device.token:  # Clerk vouched for it
-                        device = await self._prove(device)
+                    if status in _PROVING_STATUSES and sent_token == device.token:
+                        device = await self._prove(device)  # Clerk accepted the string
                 elif device.joined is not None:
                     device = self._current_device()
                 # Any response may rotate the client token, error responses included; never
@@ -628,7 +629,10 @@ class AsyncClerkSessions:
             event = RetryEvent(operation.name, retries, retries_allowed, reason, delay)
             logger.info("%s", event)
             if shared.on_retry is not None:
-                shared.on_retry(event)
+                try:
+                    shared.on_retry(event)
+                except Exception as exc:
+                    log_callback_error("on_retry", exc, "the retry goes on", None)
             await runtime.sleep(delay)
 
     # -- Clerk's 2026 minting protocol (fapi-protocol.md §7b) -----------------------------------
@@ -693,7 +697,12 @@ class AsyncClerkSessions:
         seconds = (shared.timeout if timeout is UNSET else _coerce_timeout(timeout)).total
         key = token_key(shared.base_url, device.key, session_id, template, organization_id)
         if skip_cache:
-            return (await shared.tokens.fetch(key, self._mint, seconds, force=True)).jwt
+            lookup = shared.tokens.fetch(key, self._mint, seconds, force=True)
+            if shared.store.shared:  # a slow store must not hold the call past its timeout
+                return (await _within(lookup, seconds, _TIMED_OUT)).jwt
+            return (await lookup).jwt
+        if shared.store.shared:
+            return await _within(shared.tokens.get(key, self._mint, seconds), seconds, _TIMED_OUT)
         return await shared.tokens.get(key, self._mint, seconds)
 
     async def refresh_tokens(
@@ -1255,6 +1264,28 @@ def _check_ticket(ticket: object) -> str:
     if not ticket.strip():
         raise ValueError("ticket must be a non-empty string (a sign-in token's `token`)")
     return ticket
+
+
+# Answers Clerk gives only after accepting the request's client token: they prove the string
+# (api-contract.md, "Device identity is proven"). Not 401, and not 429, 5xx or a dropped
+# connection either: a proxy or the rate limiter may send those before any authentication.
+_PROVING_STATUSES = frozenset({200, 201, 202, 204, 403, 404, 409, 422})
+
+_TIMED_OUT: Any = object()
+
+
+async def _within(work: Awaitable[T], seconds: float, default: Any) -> T:
+    """``await work`` for at most ``seconds``: then ``default``, or ``APITimeoutError`` if the
+    default is ``_TIMED_OUT`` (a shared store's calls are bounded by the caller's timeout)."""
+    try:
+        return await asyncio.wait_for(work, max(seconds, 0.0))
+    except (asyncio.TimeoutError, TimeoutError):
+        if default is _TIMED_OUT:
+            raise APITimeoutError(
+                f"get_token: no session token within {seconds:g} s (the shared store or the "
+                "Frontend API is slow); pass a larger timeout."
+            ) from None
+        return default  # type: ignore[no-any-return]
 
 
 def _asks_for_expired_token(error: ClerkSessionsError) -> bool:

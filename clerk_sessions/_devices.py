@@ -29,14 +29,13 @@ import hashlib
 import inspect
 import os
 import threading
-import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ._jwt import jwt_claims
-from ._logging import logger
+from ._logging import log_callback_error
 from ._wire import rotated_client_token
 
 if TYPE_CHECKING:
@@ -195,13 +194,12 @@ class Device:
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            if new_token:  # the callback's own message may quote the token it was given
-                trace = trace.replace(new_token, "<client token>")
-            logger.error(
-                "on_client_token raised; the client token was rotated all the same (read it "
-                "from client_token) and the callback is called again on the next rotation:\n%s",
-                trace,
+            log_callback_error(
+                "on_client_token",
+                exc,
+                "the client token was rotated all the same (read it from client_token) and the "
+                "callback is called again on the next rotation",
+                new_token,
             )
 
     def _replace(self, token: str | None) -> None:

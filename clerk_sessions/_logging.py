@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 
 from ._constants import ENV_LOG
 
@@ -30,3 +31,12 @@ def setup_logging_from_env() -> None:
     handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def log_callback_error(name: str, exc: BaseException, consequence: str, secret: str | None) -> None:
+    """A user's callback raised: ERROR with its traceback, never the ``secret`` it was given
+    (its own message may quote it). The SDK goes on: a callback never loses a result."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if secret:
+        trace = trace.replace(secret, "<client token>")
+    logger.error("%s raised; %s:\n%s", name, consequence, trace)

@@ -305,3 +305,42 @@ async def test_a_client_entered_again_after_closing_works_like_new() -> None:
             async with view:
                 pass
     assert mints(fapi) == 2
+
+
+async def test_a_failing_on_retry_and_on_progress_are_logged_and_the_work_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("callback bug")
+
+    async with FrontendAPIEmulator() as fapi:
+        device = fapi.sign_in()
+        fapi.fail("*/tokens", status=503, times=1)
+        async with fapi.async_client(device, on_retry=broken) as clerk:
+            with caplog.at_level(logging.ERROR, logger="clerk_sessions"):
+                token = await clerk.get_token(device.session_id)  # retried after the 503
+                summary = await clerk.refresh_tokens_summary(
+                    [device.session_id] * 3, on_progress=broken
+                )
+    assert token
+    assert summary.ok == 3
+    assert "on_retry raised; the retry goes on" in caplog.text
+    assert caplog.text.count("on_progress raised; the batch goes on") == 3
+
+
+@pytest.mark.parametrize("status", [503, 429, 500])
+async def test_an_answer_that_may_come_before_authentication_proves_nothing(status: int) -> None:
+    """A proxy or the rate limiter answers 429/5xx without looking at the client token."""
+    async with FrontendAPIEmulator() as fapi:
+        victim = fapi.sign_in()
+        async with AsyncClerkSessions(publishable_key=fapi.publishable_key, max_retries=0) as clerk:
+            own = clerk.with_client_token(victim.client_token)
+            cached = await own.get_token(victim.session_id)
+            attacker = clerk.with_client_token(forged(victim.client_id))
+            fapi.fail("*/sessions/*", status=status, times=1)
+            with pytest.raises(ClerkSessionsError):
+                await attacker.get_session(victim.session_id)
+            with pytest.raises(AuthenticationError):  # still its own device: Clerk says 401
+                await attacker.get_token(victim.session_id)
+            assert await own.get_token(victim.session_id) == cached
+            assert own.client_token == victim.client_token
