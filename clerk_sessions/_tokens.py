@@ -255,6 +255,15 @@ class TokenCache:
             for loop, waiter in waiters:
                 _deliver(loop, waiter, outcome)
 
+    async def _kept(self, key: TokenKey, cached: CachedToken | None) -> CachedToken | None:
+        """``cached`` (kept for ``key``), or if there is none, the token kept for the device
+        ``key``'s string joined: another process's mint may have proven it (and kept its
+        token there) since this one looked."""
+        if cached is not None or self.resolve is None:
+            return cached
+        joined = await self.resolve(key)
+        return cached if joined is key else await self.store.get(joined)
+
     async def _announce(self, key: TokenKey) -> None:
         """Tell the other processes of a proof that a mint of ``key`` brought (now that its
         token, if any, is kept)."""
@@ -290,7 +299,7 @@ class TokenCache:
             if await store.begin_mint(key, lease):
                 # Another process may have finished this very mint between our lookup and our
                 # lease: take its token rather than mint twice.
-                kept = None if force else await store.get(key)
+                kept = None if force else await self._kept(key, await store.get(key))
                 if self._fresh(kept, self.refresh_ahead, since):
                     await store.end_mint(key, None, 0.0)
                     return Token(jwt=kept.jwt)
@@ -313,11 +322,7 @@ class TokenCache:
                 if keep is not None:
                     await self._keep(key, keep)
                 return token
-            cached = await store.wait_mint(key, min(lease, left))
-            if not self._fresh(cached, self.leeway) and self.resolve is not None:
-                joined = await self.resolve(key)  # its mint may have proven the string
-                if joined is not key:
-                    cached = await store.get(joined)
+            cached = await self._kept(key, await store.wait_mint(key, min(lease, left)))
             if self._fresh(cached, self.leeway):
                 return Token(jwt=cached.jwt)  # another process minted it
 

@@ -74,3 +74,36 @@ async def test_the_readme_web_example_mints_once_for_many_requests(
     assert len(mints) == 1  # 50 requests, 50 views, one device: one token
     assert len(set(jwts_sent)) == 1
     assert len(jwts_sent) == 50
+
+
+def test_the_readme_web_example_survives_a_lifespan_that_runs_twice(
+    fapi: FrontendAPIEmulator,
+) -> None:
+    """Two test-client blocks in one test session (Starlette's ``TestClient`` does this): each
+    runs the lifespan on an event loop of its own, so the module-level client is entered,
+    closed, and entered again."""
+    import asyncio
+
+    device: SignedIn = fapi.sign_in()
+
+    async def call_orders_api(jwt: str) -> dict[str, int]:
+        assert jwt.count(".") == 2
+        return {"orders": 0}
+
+    namespace: dict[str, Any] = {
+        "current_device": lambda: SimpleNamespace(
+            client_token=device.client_token, session_id=device.session_id
+        ),
+        "call_orders_api": call_orders_api,
+    }
+    source = readme_example().replace('"pk_live_…"', repr(fapi.publishable_key))
+    exec(compile(source, "README", "exec"), namespace)
+    app = namespace["app"]
+
+    async def one_block() -> int:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+                return (await http.get("/proxy/orders")).status_code
+
+    assert [asyncio.run(one_block()) for _ in range(2)] == [200, 200]
