@@ -58,9 +58,27 @@ MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 BODY_EXCERPT_CHARS: Final = 200
 
 # RedisStore (clerk_sessions.redis): many workers, one truth.
-# A Redis call slower than this counts as an outage: a cached get_token must stay fast, and a
-# web request must never wait on a frozen Redis.
-DEFAULT_REDIS_TIMEOUT: Final = 0.05
+# Each Redis call on an established connection must answer within this budget (a call that does
+# not answers from this process). 250 ms: a 10-20 ms round trip (Redis in another zone, TLS)
+# with a busy machine's scheduling jitter fits many times over, so a healthy Redis does not miss
+# it, while a cached get_token never waits longer than this on a frozen or unreachable Redis.
+DEFAULT_REDIS_TIMEOUT: Final = 0.25
+# Opening a connection (TCP, TLS handshake, AUTH/SELECT) has its own, generous budget: a few
+# round trips plus the handshake's CPU. Each event loop's first connection is opened in the
+# background as soon as the store is used there. The health probe (a PING) has this budget too.
+DEFAULT_REDIS_CONNECT_TIMEOUT: Final = 2.0
+# Redis is "down" (the store works in-process) after this many consecutive failed calls (calls
+# that overlapped a failure already counted count once), a failed health probe, a refused
+# connection or a connection that could not be opened within its budget; never after one slow
+# answer.
+REDIS_FAILURES_BEFORE_DOWN: Final = 3
+# A call that ended this much later than its budget was held up by this process (its event
+# loop was blocked, or the machine did not run it), not by Redis: it answers from this process
+# but is not counted as a Redis failure.
+REDIS_LOOP_STALL: Final = 0.05
+# A mint lease whose taking was not confirmed (the answer to begin_mint was lost or late) lives
+# at most this long; a confirmed one is then extended to the mint's full lease.
+REDIS_UNCONFIRMED_LEASE: Final = 2.0
 # After a failure Redis is left alone this long, then tried again; doubling up to the cap.
 REDIS_RETRY_INITIAL_DELAY: Final = 1.0
 REDIS_RETRY_MAX_DELAY: Final = 30.0
@@ -78,7 +96,8 @@ LEASE_EXPIRY_SLACK: Final = 0.005
 # While mints are awaited, the pub/sub connection checks Redis this often (a frozen Redis
 # announces nothing: its waiters must not wait out the lease).
 LISTENER_PING_INTERVAL: Final = 0.25
-# Sign-outs and rotations made while Redis was down, replayed when it is back (bounded).
+# Sign-outs, rotations, proofs and lease releases made while Redis was down (or whose write may
+# not have landed), replayed when it answers again (bounded).
 MAX_PENDING_WHILE_DOWN: Final = 10_000
 
 ENV_PUBLISHABLE_KEY: Final = "CLERK_PUBLISHABLE_KEY"

@@ -11,14 +11,16 @@ load balancer). With ``store=RedisStore("redis://...")`` on each of their client
 - each device's current client token: a rotation is one compare-and-set (the stored token is
   replaced only if it is the one the answered request was sent with), and every process sends
   the device's current token on its next request;
-- sign-outs: the session's (or device's) tokens are deleted for every process at once.
+- sign-outs: the session's (or device's) tokens are deleted for every process at once;
+- proven client-token strings: when Clerk vouches for a client-token string as a device's, its
+  digest is stored, so another process that sees that string joins the device without asking.
 
 Redis now holds bearer credentials (client tokens, session JWTs): protect it like a password
 store — TLS with ``rediss://``, a password, and an ACL user limited to the prefix's keys and
 channels and to the commands the store sends, e.g. ``ACL SETUSER clerk on >PASSWORD resetkeys
 ~clerk_sessions:* resetchannels &clerk_sessions:* -@all +@connection +ping +get +set +del +hget
-+hmget +hset +pttl +pexpire +sadd +srem +smembers +incr +publish +subscribe +eval +evalsha``
-(then ``redis://clerk:PASSWORD@host``). Key names never contain a credential.
++hmget +hset +pttl +pexpire +sadd +srem +smembers +sismember +incr +publish +subscribe +eval
++evalsha`` (then ``redis://clerk:PASSWORD@host``). Key names never contain a credential.
 
 Key layout (``P`` is ``prefix``, ``H`` the first 16 hex digits of the SHA-256 of the Frontend API
 URL, ``D`` the device key — a hash of the client's id, never a token — ``S`` the session id;
@@ -34,25 +36,44 @@ share a name):
                                            if both were given). Expires with the JWT.
 ``P:idx:H:D``                  set         the device's token keys (for sign-out); expires
                                            with its longest-lived token.
-``P:lock:H:D:S:V``             string      the lease of the process minting that token (a
-                                           random id), ``PX`` the lease.
+``P:lock:H:D:S:V``             string      the lease of the process minting that token
+                                           (``<random id> <sign-out counter>``); ``PX`` 2 s
+                                           until its taker confirms it, then the lease.
 ``P:gen:H:D``                  string      counts the device's sign-outs: a mint that began
                                            before one is not kept.
 ``P:dev:H:D``                  string      the device's current client token; forgotten after
                                            30 days unused.
+``P:prv:H:D``                  set         digests of client-token strings Clerk vouched for
+                                           as the device's (never the strings); expires 30
+                                           days after the last one was added.
 ``P:done`` (channel)           pub/sub     ``H:D:S:V`` when a mint of that token is over.
 ``P:events`` (channel)         pub/sub     ``drop H:D[:S]`` on every sign-out.
 =============================  ==========  ===================================================
 
-Faults. Every Redis call is bounded (``timeout``, 50 ms, counted once the call has one of its
-loop's 8 connections: waiting for a busy pool is not an outage); a call that fails or takes longer
-marks Redis down: one warning is logged, and until a back-off passes (1 s, doubling to 30 s) the
-store works as the in-process store does, without touching Redis — tokens are cached in this
-process, this process mints on its own, rotations are kept here. Sign-outs and rotations made
-meanwhile are written to Redis when it answers again (before it is used again), then one info
-line says it is back. A process waiting for another's mint is woken when Redis goes down (its
-pub/sub connection PINGs every 0.25 s while someone waits). Nothing waits on, or raises because
-of, Redis.
+Faults: slow is not down. Opening a connection has its own budget (``connect_timeout``, 2 s),
+and each event loop's first connection is opened in the background as soon as the store is
+used there (a call arriving meanwhile waits for it, within that budget); once Redis has failed
+to answer, a connection is reopened within the call's own budget. Each call on an established
+connection is bounded by ``timeout`` (250 ms), counted once the call has one of its loop's 8
+connections: waiting for a busy pool is not an outage. A call that fails or takes longer
+answers from this process, but Redis is only considered down after 3 consecutive failures
+(calls that overlapped a failure already counted count once), after a failed health probe (one
+PING, within the connect budget, sent after a first failure), or when a connection is refused or
+cannot be opened within its budget. A call that timed out while this process's own event loop
+was blocked (it ended more than 50 ms past its budget) is not blamed on Redis. Going down logs
+one warning with the reason; until a back-off passes (1 s, doubling to 30 s) the store works as
+the in-process store does, without touching Redis — tokens are cached in this process, this
+process mints on its own, rotations are kept here. Then a probe is sent in the background (a
+caller waits for it at most one call's budget): it writes the sign-outs, rotations, proofs and
+lease releases kept meanwhile, and one info line says Redis is back. A process waiting for
+another's mint is woken when Redis goes down (its pub/sub connection PINGs every 0.25 s while
+someone waits). Nothing waits longer than its budget on, or raises because of, Redis.
+
+A write whose answer was lost (timed out, or its connection dropped) may have been applied: a
+mint lease taken that way is released (compare-and-delete) when the mint ends, and cannot
+outlive 2 s if that fails too (a lease lives 2 s until its taker confirms it); a sign-out, a
+rotation (its compare-and-set, which answers the device's current token) or a proof whose answer
+was lost is sent again, in the background, until Redis answers it.
 
 Standalone or replicated Redis (not Redis Cluster): the scripts touch keys of one device that
 are not all declared. redis-py's asyncio connections belong to one event loop, so the store keeps
@@ -64,13 +85,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import hashlib
 import itertools
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, TypeVar
 
 try:
@@ -80,6 +103,7 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import NoScriptError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "clerk_sessions.redis needs redis-py: pip install 'clerk-sessions[redis]'"
@@ -87,14 +111,18 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ._constants import (
     CLIENT_TOKEN_TTL,
+    DEFAULT_REDIS_CONNECT_TIMEOUT,
     DEFAULT_REDIS_TIMEOUT,
     DEFAULT_TOKEN_CACHE_SIZE,
     LEASE_EXPIRY_SLACK,
     LISTENER_PING_INTERVAL,
     MAX_PENDING_WHILE_DOWN,
+    REDIS_FAILURES_BEFORE_DOWN,
+    REDIS_LOOP_STALL,
     REDIS_MAX_CONNECTIONS,
     REDIS_RETRY_INITIAL_DELAY,
     REDIS_RETRY_MAX_DELAY,
+    REDIS_UNCONFIRMED_LEASE,
     SIGN_OUT_COUNTER_TTL,
 )
 from ._errors import ConfigurationError
@@ -108,6 +136,8 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 
 _DONE, _EVENTS = "done", "events"
+# Replayed writes per round trip (a probe or a background flush).
+_REPLAY_BATCH = 500
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -119,6 +149,8 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 _REDIS_VERSION = _version(getattr(redis, "__version__", "0"))
+# ConnectionPool.get_connection's command name: required before redis-py 5.3, deprecated since.
+_GET_CONNECTION_ARGS: tuple[str, ...] = ("PING",) if _REDIS_VERSION < (5, 3) else ()
 
 # -- Lua: each operation that reads and writes is one atomic script (one round trip) -----------
 
@@ -166,24 +198,47 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return dropped
 """
 
-# KEYS: lock, sign-out counter. ARGV: lease id, lease in ms. Returns {1, counter} to the leader.
+# KEYS: lock, sign-out counter. ARGV: lease id, lease in ms. The lease holds its id and the
+# counter when it began (so an end whose begin was never answered can still tell both). Returns
+# {1, counter} to the leader.
 _BEGIN = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('GET', KEYS[2]) or ''}
+local began = redis.call('GET', KEYS[2]) or ''
+if redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. began, 'NX', 'PX', ARGV[2]) then
+  return {1, began}
 end
 return {0, ''}
 """
 
+# KEYS: lock. ARGV: the lease (id and counter), lease in ms. Extends a lease still ours.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 # KEYS: token, index, lock, sign-out counter. ARGV: jwt ('' = failed), oiat, iat, ttl in ms,
-# lease id ('' = none), counter when the lease began ('*' = unknown), channel, message.
+# lease id ('' = none), counter when the lease began ('*' = none known: keep; '?' = read it from
+# the lease, which may be ours: begin_mint's answer was lost), channel, message. Releases the
+# lease only if it is ours (compare-and-delete).
 _END = (
     _PUT_FUNCTION
     + """
-local kept = 0
-if ARGV[1] ~= '' and (ARGV[6] == '*' or (redis.call('GET', KEYS[4]) or '') == ARGV[6]) then
-  kept = put(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local began = ARGV[6]
+local mine = false
+if ARGV[5] ~= '' then
+  local lease = redis.call('GET', KEYS[3])
+  local id = ARGV[5] .. ' '
+  if lease and string.sub(lease, 1, #id) == id then
+    mine = true
+    if began == '?' then began = string.sub(lease, #id + 1) end
+  end
 end
-if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
+local kept = 0
+if ARGV[1] ~= '' and began ~= '?' then
+  if began == '*' or (redis.call('GET', KEYS[4]) or '') == began then
+    kept = put(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+  end
+end
+if mine then redis.call('DEL', KEYS[3]) end
 redis.call('PUBLISH', ARGV[7], ARGV[8])
 return kept
 """
@@ -205,7 +260,7 @@ return false
 
 # KEYS: device. ARGV: the token the request was sent with ('' = none), the rotated one ('' =
 # cleared), ttl in ms. Replaces only the token the request carried (or none known); returns
-# the device's token afterwards.
+# the device's token afterwards. Sending it again is safe: it then answers the current token.
 _SWAP = """
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[1] then return current end
@@ -217,12 +272,22 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return ARGV[2]
 """
 
+# KEYS: the device's proofs. ARGV: ttl in ms, then the digests.
+_PROVE = """
+for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 
 def _sha1(script: str) -> str:
     return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
 
 
-_SHA = {script: _sha1(script) for script in (_PUT, _DROP, _BEGIN, _END, _CLIENT_TOKEN, _SWAP)}
+_SHA = {
+    script: _sha1(script)
+    for script in (_PUT, _DROP, _BEGIN, _EXTEND, _END, _CLIENT_TOKEN, _SWAP, _PROVE)
+}
 
 if sys.version_info >= (3, 11):
     _deadline = asyncio.timeout
@@ -269,11 +334,65 @@ def _freshness(token: CachedToken) -> tuple[str, str]:
     return ("" if oiat is None else repr(oiat)), repr(timing.issued_at)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, (TimeoutError, asyncio.TimeoutError, RedisTimeoutError))
+
+
+def _refused(exc: BaseException) -> bool:
+    """Nothing listens there (redis-py wraps the OSError): Redis is down, not slow."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (ConnectionRefusedError, FileNotFoundError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class _Failed:
-    """Redis did not answer (the store is now down): answer from this process."""
+    """Redis did not answer: the caller answers from this process.
+
+    ``maybe_applied``: the command may have run (its answer was lost: a timeout or a dropped
+    connection after sending), so its effect must be undone or made sure of. ``verdict``: what
+    the failure said about Redis (``"down"``: refused or no connection within its budget;
+    ``"failed"``: counts towards the consecutive failures; ``"stalled"``: this process's loop
+    was blocked, not counted; ``""``: nothing, e.g. Redis was already down)."""
+
+    __slots__ = ("maybe_applied", "reason", "started", "verdict")
+
+    def __init__(
+        self, reason: str, verdict: str, *, maybe_applied: bool = False, started: float = 0.0
+    ) -> None:
+        self.reason = reason
+        self.verdict = verdict
+        self.maybe_applied = maybe_applied
+        self.started = started
 
 
-_FAILED: Final = _Failed()
+_FAILED: Final = _Failed("Redis is down", "")
+
+# The connection a call took (outside its budget) for the commands it sends within its budget.
+_pinned: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "clerk_sessions_redis_connection", default=None
+)
+
+
+class _PinnedPool(aioredis.BlockingConnectionPool):
+    """The store's pool: a call takes (and, if need be, opens) a connection within the connect
+    budget, then the commands it sends within its call budget use that very connection."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        pinned = _pinned.get()
+        if pinned is not None:
+            return pinned
+        get: Any = super().get_connection  # untyped in redis-py
+        return await get(*args, **kwargs)
+
+    async def release(self, connection: Any) -> None:
+        if connection is not None and connection is _pinned.get():
+            return  # the call releases it when its work is over
+        await super().release(connection)
 
 
 class _Loop:
@@ -286,7 +405,10 @@ class _Loop:
         "listeners",
         "loop",
         "owned",
+        "pinned",
+        "ready",
         "slots",
+        "tasks",
         "waiters",
     )
 
@@ -297,15 +419,33 @@ class _Loop:
         self.client = client
         self.owned = owned
         """The store made ``client`` (and closes it); else it is the caller's."""
+        self.pinned = isinstance(client.connection_pool, _PinnedPool)
+        """Calls run on the connection they took (the store's pools; a caller's pool is only
+        warmed before each call, and the call then takes what its pool gives)."""
         # Calls wait here, outside their time budget, for a free connection: a busy pool is not
         # an outage. Each call holding one is bounded, so the wait is too.
         self.slots = asyncio.Semaphore(slots)
+        self.ready: asyncio.Task[None] | None = None
+        """The loop's first connection, opened in the background when the state is made."""
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Background work: the warm-up, health probes, flushes, lease extensions."""
         self.listener_client: aioredis.Redis | None = None
         self.listeners: set[asyncio.Task[None]] = set()
         """The listener, and any stopped one still closing its connection."""
         self.listener_ready: asyncio.Future[BaseException | None] | None = None
         # Token key suffix (H:D:S:V) -> futures of the callers waiting for that mint.
         self.waiters: dict[str, set[asyncio.Future[None]]] = {}
+
+    def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = self.loop.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # pragma: no cover - a bug
+            logger.debug("RedisStore background task failed: %r", task.exception())
 
     def wake(self, suffix: str) -> None:
         for future in self.waiters.pop(suffix, ()):
@@ -327,12 +467,28 @@ class _Loop:
 
     async def aclose(self) -> None:
         self.stop_listening()
-        await asyncio.gather(*self.listeners, return_exceptions=True)
+        current = asyncio.current_task()
+        background = [task for task in self.tasks if task is not current]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*self.listeners, *background, return_exceptions=True)
         if self.listener_client is not None:
             await self.listener_client.connection_pool.disconnect()
         if self.owned:
             await self.client.aclose()
             await self.client.connection_pool.disconnect()
+
+
+def _seconds(name: str, value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise ConfigurationError(
+            f"RedisStore {name} must be a positive number of seconds, got {value!r}."
+        )
+    return float(value)
 
 
 class RedisStore(Store):
@@ -342,7 +498,12 @@ class RedisStore(Store):
     ``redis.asyncio.Redis``: it is used on the first event loop the store runs on, and equivalent
     clients (same connection settings) are made for other loops; the store never closes it.
     ``prefix`` starts every key: processes with the same Redis and prefix share. ``timeout``
-    bounds each Redis call (seconds). ``_clock`` (tests): the monotonic clock of the back-off.
+    bounds each Redis call on an established connection (seconds; 0.25). ``connect_timeout``
+    bounds opening a connection (TCP, TLS, AUTH) and the health probe (seconds; 2.0): each event
+    loop's first connection is opened in the background as soon as the store is used there.
+    Redis is considered down after 3 consecutive failed calls, a failed health probe or a
+    refused connection, never after one slow answer. ``_clock`` (tests): the monotonic clock of
+    the back-off.
 
     Close it with :meth:`aclose` when the clients using it are closed.
     """
@@ -355,6 +516,7 @@ class RedisStore(Store):
         *,
         prefix: str = "clerk_sessions",
         timeout: float = DEFAULT_REDIS_TIMEOUT,
+        connect_timeout: float = DEFAULT_REDIS_CONNECT_TIMEOUT,
         _clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if _REDIS_VERSION < (5, 0, 2):
@@ -364,14 +526,8 @@ class RedisStore(Store):
             )
         if not isinstance(prefix, str) or not prefix:
             raise ConfigurationError("RedisStore prefix must be a non-empty string.")
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout < float("inf")
-        ):
-            raise ConfigurationError(
-                f"RedisStore timeout must be a positive number of seconds, got {timeout!r}."
-            )
+        self.timeout = _seconds("timeout", timeout)
+        self.connect_timeout = _seconds("connect_timeout", connect_timeout)
         self._url: str | None = None
         self._given: aioredis.Redis | None = None
         if isinstance(url_or_client, str):
@@ -386,7 +542,6 @@ class RedisStore(Store):
                 f"got {type(url_or_client).__name__}."
             )
         self.prefix = prefix
-        self.timeout = float(timeout)
         self._clock = _clock
         self._done_channel = f"{prefix}:{_DONE}"
         self._events_channel = f"{prefix}:{_EVENTS}"
@@ -395,16 +550,29 @@ class RedisStore(Store):
         self._hosts: dict[str, str] = {}
         self._leases: dict[tuple[str, object], tuple[str, str]] = {}
         self._lock = threading.Lock()
-        # Health: ``_down`` is read on every call without the lock (one attribute).
+        # Health: ``_down`` and ``_failures`` are read on every call without the lock.
         self._down = False
         self._closed = False
-        self._probing = False
+        self._failures = 0
+        """Consecutive counted failures while up (reset by any answer)."""
+        self._last_failure_at = float("-inf")
+        """When the last counted failure was counted (time.monotonic): a call that began
+        before it overlapped it and is not counted again."""
+        self._health_probe_at: float | None = None
+        """When the running health probe started (None: none runs)."""
+        self._recovery: tuple[asyncio.Task[bool], float] | None = None
+        """The probe trying Redis again while down, and when it started."""
+        self._down_since = 0.0
         self._retry_at = 0.0
         self._delay = REDIS_RETRY_INITIAL_DELAY
-        # While down: this process's tokens, and what to write to Redis when it is back.
+        self._flushing_at: float | None = None
+        # While down: this process's tokens, and what to write to Redis when it is back (also
+        # while up: writes whose answer was lost, sent again in the background).
         self._fallback = MemoryStore(DEFAULT_TOKEN_CACHE_SIZE)
         self._pending_drops: dict[tuple[str, str, str | None], None] = {}
         self._pending_rotations: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self._pending_proofs: dict[tuple[str, str], dict[str, None]] = {}
+        self._pending_releases: dict[str, tuple[tuple[str, ...], tuple[str | int, ...]]] = {}
 
     def __repr__(self) -> str:  # never a password (URLs may carry one)
         state = "closed" if self._closed else "down" if self._down else "up"
@@ -412,7 +580,8 @@ class RedisStore(Store):
 
     @property
     def available(self) -> bool:
-        """Redis answered the last call (False while down: the store works in-process)."""
+        """Redis is in use (False while down: the store works in-process). One slow or failed
+        call does not make it False: see the class docstring."""
         return not self._down
 
     # -- keys -------------------------------------------------------------------------------
@@ -439,7 +608,7 @@ class RedisStore(Store):
         _hd, suffix = self._suffix(key)
         name = f"{self.prefix}:tok:{suffix}"
         raw = await self._attempt(lambda client: client.hget(name, "jwt"))
-        if raw is _FAILED:
+        if isinstance(raw, _Failed):
             return await self._fallback.get(key)
         if raw is None:
             return None
@@ -457,7 +626,7 @@ class RedisStore(Store):
         p = self.prefix
         oiat, iat = _freshness(token)
         keys = (f"{p}:tok:{suffix}", f"{p}:idx:{hd}")
-        if await self._script(_PUT, keys, (token.jwt, oiat, iat, _ms(ttl))) is _FAILED:
+        if isinstance(await self._script(_PUT, keys, (token.jwt, oiat, iat, _ms(ttl))), _Failed):
             await self._fallback.put(key, token, ttl)
 
     async def drop(self, host: str, device: str, session_id: str | None) -> None:
@@ -465,8 +634,11 @@ class RedisStore(Store):
         if self._down and not await self._recovered():
             self._remember_drop(host, device, session_id)
             return
-        if await self._script(_DROP, *self._drop_args(host, device, session_id)) is _FAILED:
-            self._remember_drop(host, device, session_id)
+        if isinstance(
+            await self._script(_DROP, *self._drop_args(host, device, session_id)), _Failed
+        ):
+            self._remember_drop(host, device, session_id)  # sent again (a drop is idempotent)
+            self._flush_soon()
 
     def _drop_args(
         self, host: str, device: str, session_id: str | None
@@ -480,6 +652,11 @@ class RedisStore(Store):
             (scope, _ms(SIGN_OUT_COUNTER_TTL), self._events_channel, event),
         )
 
+    def _end_keys(self, key: TokenKey) -> tuple[str, tuple[str, ...]]:
+        hd, suffix = self._suffix(key)
+        p = self.prefix
+        return suffix, (f"{p}:tok:{suffix}", f"{p}:idx:{hd}", f"{p}:lock:{suffix}", f"{p}:gen:{hd}")
+
     async def begin_mint(self, key: TokenKey, lease: float) -> bool:
         if self._down and not await self._recovered():
             return True
@@ -487,17 +664,30 @@ class RedisStore(Store):
         p = self.prefix
         lock = f"{p}:lock:{suffix}"
         lease_id = uuid.uuid4().hex
-        answer = await self._script(_BEGIN, (lock, f"{p}:gen:{hd}"), (lease_id, _ms(lease)))
+        # Until this process hears that it won, the lease is short: if the answer is lost, a
+        # lease it may hold never blocks the other processes for long.
+        first = min(lease, REDIS_UNCONFIRMED_LEASE)
+        answer = await self._script(_BEGIN, (lock, f"{p}:gen:{hd}"), (lease_id, _ms(first)))
         if isinstance(answer, _Failed):
+            if answer.maybe_applied:  # the lease may be ours: end_mint releases it if it is
+                self._hold_lease(lock, lease_id, "?")
             return True
         won, generation = answer
         if int(won) != 1:
             return False
+        generation = _text(generation)
+        self._hold_lease(lock, lease_id, generation)
+        if lease > first:
+            value, ms = f"{lease_id} {generation}", _ms(lease)
+            extend = functools.partial(self._script, _EXTEND, (lock,), (value, ms))
+            self._state().spawn(self._background(extend))
+        return True
+
+    def _hold_lease(self, lock: str, lease_id: str, generation: str) -> None:
         with self._lock:
             if len(self._leases) >= MAX_PENDING_WHILE_DOWN:
                 self._leases.clear()  # leases of calls cancelled mid-begin; theirs expire
-            self._leases[(lock, asyncio.current_task())] = (lease_id, _text(generation))
-        return True
+            self._leases[(lock, asyncio.current_task())] = (lease_id, generation)
 
     async def wait_mint(self, key: TokenKey, timeout: float) -> CachedToken | None:
         if self._down and not await self._recovered():
@@ -505,7 +695,7 @@ class RedisStore(Store):
         try:
             state = self._state()
         except Exception as exc:  # pragma: no cover - a client that cannot make a pool
-            self._failed(exc, probe=False)
+            self._mark_down(f"cannot use the Redis client: {type(exc).__name__}")
             return await self._fallback.get(key)
         if not await self._listening(state):
             return await self._fallback.get(key)
@@ -529,22 +719,25 @@ class RedisStore(Store):
         return await self.get(key)
 
     async def end_mint(self, key: TokenKey, token: CachedToken | None, ttl: float) -> None:
-        hd, suffix = self._suffix(key)
-        p = self.prefix
-        lock = f"{p}:lock:{suffix}"
+        suffix, keys = self._end_keys(key)
         with self._lock:
-            lease_id, generation = self._leases.pop((lock, asyncio.current_task()), ("", "*"))
+            lease_id, generation = self._leases.pop((keys[2], asyncio.current_task()), ("", "*"))
         if token is not None and ttl <= 0:
             token = None
         if self._down and not await self._recovered():
             if token is not None:
                 await self._fallback.put(key, token, ttl)
+            if lease_id:
+                self._remember_release(keys, lease_id, suffix)
             return
         jwt, oiat, iat = ("", "", "") if token is None else (token.jwt, *_freshness(token))
-        keys = (f"{p}:tok:{suffix}", f"{p}:idx:{hd}", lock, f"{p}:gen:{hd}")
         args = (jwt, oiat, iat, _ms(ttl), lease_id, generation, self._done_channel, suffix)
-        if await self._script(_END, keys, args) is _FAILED and token is not None:
-            await self._fallback.put(key, token, ttl)
+        if isinstance(await self._script(_END, keys, args), _Failed):
+            if token is not None:
+                await self._fallback.put(key, token, ttl)
+            if lease_id:  # released (compare-and-delete) as soon as Redis answers
+                self._remember_release(keys, lease_id, suffix)
+                self._flush_soon()
 
     async def client_token(self, host: str, device: str, known: str | None) -> str | None:
         if self._down and not await self._recovered():
@@ -565,9 +758,32 @@ class RedisStore(Store):
         args = (sent or "", rotated or "", _ms(CLIENT_TOKEN_TTL))
         answer = await self._script(_SWAP, (name,), args)
         if isinstance(answer, _Failed):
+            # Not assumed applied (nor lost): the compare-and-set is sent again until Redis
+            # answers it, and every request reads the device's token from Redis anyway.
             self._remember_rotation(host, device, sent, rotated)
+            self._flush_soon()
             return rotated
         return None if answer is None else _text(answer)
+
+    async def is_proven(self, host: str, device: str, digest: str) -> bool:
+        if self._down and not await self._recovered():
+            return False
+        name = f"{self.prefix}:prv:{self._device(host, device)}"
+        answer = await self._attempt(lambda client: client.sismember(name, digest))
+        return not isinstance(answer, _Failed) and bool(answer)
+
+    async def add_proven(self, host: str, device: str, digests: Sequence[str]) -> None:
+        digests = [d for d in digests if d]
+        if not digests:
+            return
+        if self._down and not await self._recovered():
+            self._remember_proofs(host, device, digests)
+            return
+        name = f"{self.prefix}:prv:{self._device(host, device)}"
+        answer = await self._script(_PROVE, (name,), (_ms(CLIENT_TOKEN_TTL), *digests))
+        if isinstance(answer, _Failed):
+            self._remember_proofs(host, device, digests)
+            self._flush_soon()
 
     async def aclose(self) -> None:
         """Close the connections this store made, on every event loop it ran on (a client
@@ -621,46 +837,130 @@ class RedisStore(Store):
                 limit = getattr(given.connection_pool, "max_connections", REDIS_MAX_CONNECTIONS)
                 state = _Loop(loop, given, False, min(limit, REDIS_MAX_CONNECTIONS))
             else:
-                pool = self._pool(socket_timeout=self.timeout)
+                # One connection more than the calls in flight: the warm-up and health probe.
+                pool = self._pool(
+                    socket_timeout=self.connect_timeout,
+                    max_connections=REDIS_MAX_CONNECTIONS + 1,
+                    pinned=True,
+                )
                 state = _Loop(
-                    loop, aioredis.Redis(connection_pool=pool), True, pool.max_connections
+                    loop, aioredis.Redis(connection_pool=pool), True, REDIS_MAX_CONNECTIONS
                 )
             self._loops[loop] = state
+            if not self._down:  # the loop's first connection, opened off the hot path
+                state.ready = state.spawn(self._background(lambda: self._warm(state)))
             return state
 
-    def _pool(self, *, socket_timeout: float | None, max_connections: int = 0) -> Any:
-        """A blocking pool to this store's Redis: short connect timeout, no retries by redis-py
-        (they would stretch a call past its budget; the store has its own back-off)."""
+    def _pool(
+        self, *, socket_timeout: float | None, max_connections: int, pinned: bool = False
+    ) -> Any:
+        """A blocking pool to this store's Redis: no retries by redis-py (they would stretch a
+        call past its budget; the store has its own back-off). Budgets are the store's
+        (asyncio deadlines); the socket timeouts only back them up."""
         settings: dict[str, Any] = {
             "socket_timeout": socket_timeout,
-            "socket_connect_timeout": self.timeout,
+            "socket_connect_timeout": self.connect_timeout,
             "retry": Retry(NoBackoff(), 0),
             "retry_on_timeout": False,
             "health_check_interval": 0,
-            "max_connections": max_connections or REDIS_MAX_CONNECTIONS,
+            "max_connections": max_connections,
             "timeout": None,  # waiting for a connection is bounded by the caller's slots
         }
+        pool_class = _PinnedPool if pinned else aioredis.BlockingConnectionPool
         if self._url is not None:
-            return aioredis.BlockingConnectionPool.from_url(self._url, **settings)
+            return pool_class.from_url(self._url, **settings)
         assert self._given is not None
         given = self._given.connection_pool
         kwargs = {**given.connection_kwargs, **settings}
-        return aioredis.BlockingConnectionPool(connection_class=given.connection_class, **kwargs)
+        return pool_class(connection_class=given.connection_class, **kwargs)
+
+    async def _background(self, work: Callable[[], Awaitable[T]]) -> T | None:
+        """Background work (its own task): never on a connection a call took; never raises."""
+        _pinned.set(None)
+        try:
+            return await work()
+        except Exception as exc:  # pragma: no cover - the work reports its own failures
+            logger.debug("RedisStore background work failed: %s", type(exc).__name__)
+            return None
+
+    async def _warm(self, state: _Loop) -> None:
+        """Open the loop's first connection within the connect budget (calls arriving meanwhile
+        wait for it), so that no call's own budget pays for it."""
+        started = time.monotonic()
+        pool: Any = state.client.connection_pool
+        try:
+            connection = await _bounded(
+                pool.get_connection(*_GET_CONNECTION_ARGS), self.connect_timeout
+            )
+        except Exception as exc:
+            self._judge(self._failure(exc, self.connect_timeout, started, connecting=True))
+            return
+        await pool.release(connection)
 
     async def _attempt(
         self, work: Callable[[aioredis.Redis], Awaitable[T]], *, probe: bool = False
     ) -> T | _Failed:
-        """``work`` on the running loop's client within ``timeout``, or _FAILED (Redis is
-        then down; the caller answers from this process)."""
+        """``work`` on the running loop's client within ``timeout``, or a _Failed (the caller
+        then answers from this process). ``probe``: a health or recovery probe, with the
+        connect budget, whose failure its caller judges."""
         try:
             state = self._state()
-            async with state.slots:
-                if self._down and not probe:  # went down while this call waited for a slot
-                    return _FAILED
-                return await _bounded(work(state.client), self.timeout)
-        except Exception as exc:  # whatever Redis (or the network) did, the caller goes on
-            self._failed(exc, probe=probe)
+        except Exception as exc:  # pragma: no cover - a client that cannot make a pool
+            self._mark_down(f"cannot use the Redis client: {type(exc).__name__}")
             return _FAILED
+        async with state.slots:
+            if self._down and not probe:  # went down while this call waited for a slot
+                return _FAILED
+            answer = await self._run(state, work, probe)
+        if isinstance(answer, _Failed):
+            if not probe:
+                self._judge(answer)
+            return answer
+        if self._failures and not probe:
+            self._answered()
+        if not probe and (
+            self._pending_drops
+            or self._pending_rotations
+            or self._pending_proofs
+            or self._pending_releases
+        ):
+            self._flush_soon()
+        return answer
+
+    async def _run(
+        self, state: _Loop, work: Callable[[aioredis.Redis], Awaitable[T]], probe: bool
+    ) -> T | _Failed:
+        ready = state.ready
+        if ready is not None and not ready.done():  # the loop's first connection is opening
+            try:
+                await _bounded(asyncio.shield(ready), self.connect_timeout)
+            except Exception:  # the warm-up judges its own failure; this call answers here
+                return _Failed("the first connection is not open yet", "")
+            if self._down and not probe:
+                return _FAILED
+        # A connection to open is given the connect budget, unless Redis already failed to
+        # answer (then a frozen Redis must not hold a call longer than the call budget).
+        budget = self.connect_timeout if probe or not self._failures else self.timeout
+        started = time.monotonic()
+        pool: Any = state.client.connection_pool
+        try:
+            connection = await _bounded(pool.get_connection(*_GET_CONNECTION_ARGS), budget)
+        except Exception as exc:
+            return self._failure(exc, budget, started, connecting=True)
+        budget = self.connect_timeout if probe else self.timeout
+        started = time.monotonic()
+        if state.pinned:
+            pin = _pinned.set(connection)
+        else:  # a caller's pool: warmed, and its last released connection is taken first
+            await pool.release(connection)
+        try:
+            return await _bounded(work(state.client), budget)
+        except Exception as exc:
+            return self._failure(exc, budget, started, connecting=False)
+        finally:
+            if state.pinned:
+                _pinned.reset(pin)
+                await pool.release(connection)
 
     async def _script(
         self, script: str, keys: tuple[str, ...], args: tuple[str | int, ...], probe: bool = False
@@ -675,36 +975,127 @@ class RedisStore(Store):
 
         return await self._attempt(run, probe=probe)
 
-    def _failed(self, exc: BaseException, *, probe: bool) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            if self._down and not probe:
-                return  # a call that was in flight when Redis went down: already counted
-            first = not self._down
-            self._delay = (
-                REDIS_RETRY_INITIAL_DELAY if first else min(self._delay * 2, REDIS_RETRY_MAX_DELAY)
+    def _failure(
+        self, exc: BaseException, budget: float, started: float, *, connecting: bool
+    ) -> _Failed:
+        """What a failed call says about Redis (see _Failed)."""
+        elapsed = time.monotonic() - started
+        ms = f"{budget * 1000:g} ms"
+        if _timed_out(exc):
+            reason = f"no connection within {ms}" if connecting else f"no answer within {ms}"
+            if elapsed > budget + REDIS_LOOP_STALL:
+                # The deadline fired this late: the loop (or the process) was not running, so
+                # Redis may well have answered in time. Not Redis's failure.
+                verdict = "stalled"
+                reason += (
+                    f" (it took {elapsed * 1000:.0f} ms: this process's event loop was blocked)"
+                )
+            elif connecting and budget >= self.connect_timeout:
+                verdict = "down"
+            else:
+                verdict = "failed"
+        elif connecting and _refused(exc):
+            reason, verdict = "connection refused", "down"
+        else:
+            reason = f"{'cannot connect: ' if connecting else ''}{type(exc).__name__}"
+            verdict = "failed"
+        return _Failed(reason, verdict, maybe_applied=not connecting, started=started)
+
+    def _judge(self, failed: _Failed) -> None:
+        """A call's failure: counted towards the consecutive failures, or down at once, or (its
+        loop was stalled) only logged."""
+        if failed.verdict == "down":
+            self._mark_down(failed.reason)
+        elif failed.verdict == "stalled":
+            logger.debug(
+                "A Redis call answered from this process: %s. Not counted as a Redis failure.",
+                failed.reason,
             )
+        elif failed.verdict == "failed":
+            self._count(failed)
+
+    def _count(self, failed: _Failed) -> None:
+        with self._lock:
+            if self._closed or self._down:
+                return
+            overlapped = failed.started < self._last_failure_at
+            if not overlapped:
+                self._failures += 1
+                self._last_failure_at = time.monotonic()
+            failures = self._failures
+            probe = (
+                not overlapped
+                and failures < REDIS_FAILURES_BEFORE_DOWN
+                and self._free(self._health_probe_at)
+            )
+            if probe:
+                self._health_probe_at = time.monotonic()
+        if overlapped:
+            logger.debug(
+                "A Redis call answered from this process (%s); it overlapped a failure already "
+                "counted, so it is not counted again.",
+                failed.reason,
+            )
+        elif failures >= REDIS_FAILURES_BEFORE_DOWN:
+            self._mark_down(f"{failures} consecutive failures, the last: {failed.reason}")
+        else:
+            logger.debug(
+                "A Redis call answered from this process (%s): %d of %d consecutive failures "
+                "before Redis is considered down.",
+                failed.reason,
+                failures,
+                REDIS_FAILURES_BEFORE_DOWN,
+            )
+            if probe:
+                self._state().spawn(self._background(self._health_probe))
+
+    def _free(self, started: float | None) -> bool:
+        """No probe (or flush) runs, or the one that started then is stale (its loop, e.g. a
+        blocking client's idle thread, stopped running it)."""
+        if started is None:
+            return True
+        return time.monotonic() - started > 2 * self.connect_timeout + self.timeout
+
+    def _answered(self) -> None:
+        with self._lock:
+            failures, self._failures = self._failures, 0
+        if failures:
+            logger.debug("Redis answered again after %d failed call(s).", failures)
+
+    async def _health_probe(self) -> None:
+        """After a first failure: one PING, within the connect budget. No PONG: Redis is down
+        (a slow Redis answers it; a frozen or unreachable one does not)."""
+        try:
+            answer = await self._attempt(lambda client: client.ping(), probe=True)
+        finally:
+            with self._lock:
+                self._health_probe_at = None
+        if not isinstance(answer, _Failed):
+            if not self._down:
+                logger.debug("Redis answered its health probe: a slow answer, not an outage.")
+        elif answer.verdict == "stalled":
+            logger.debug("Redis health probe inconclusive: %s.", answer.reason)
+        elif answer.verdict:
+            self._mark_down(f"its health probe failed: {answer.reason}")
+
+    def _mark_down(self, reason: str) -> None:
+        with self._lock:
+            if self._closed or self._down:
+                return
             self._down = True
-            self._probing = False
+            self._failures = 0
+            self._down_since = time.monotonic()
+            self._delay = REDIS_RETRY_INITIAL_DELAY
             self._retry_at = self._clock() + self._delay
             delay = self._delay
             states = list(self._loops.values())
-        reason = (
-            f"no answer within {self.timeout * 1000:g} ms"
-            if isinstance(exc, (TimeoutError, asyncio.TimeoutError))
-            else type(exc).__name__
+        logger.warning(
+            "Redis is unavailable (%s): clerk_sessions keeps working in this process alone "
+            "(tokens cached and minted here, client-token rotations kept here) and will try "
+            "Redis again in %g s.",
+            reason,
+            delay,
         )
-        if first:
-            logger.warning(
-                "Redis is unavailable (%s): clerk_sessions keeps working in this process alone "
-                "(tokens cached and minted here, client-token rotations kept here) and will try "
-                "Redis again in %g s.",
-                reason,
-                delay,
-            )
-        else:
-            logger.debug("Redis is still unavailable (%s); next try in %g s.", reason, delay)
         try:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # pragma: no cover - always called from a coroutine
@@ -717,52 +1108,129 @@ class RedisStore(Store):
                     state.loop.call_soon_threadsafe(state.stop_listening)
 
     async def _recovered(self) -> bool:
-        """Redis is down: whether it is back, trying it if the back-off has passed (one caller
-        tries; the others answer from this process meanwhile)."""
+        """Redis is down: whether it is back. Once the back-off has passed, one probe runs in
+        the background (within the connect budget); the caller that started it waits for it at
+        most one call's budget (the others do not wait), then answers from this process if it
+        is not over."""
+        state = self._state()
         with self._lock:
             if not self._down:
                 return True
-            if self._closed or self._probing or self._clock() < self._retry_at:
+            if self._closed:
                 return False
-            self._probing = True
-        try:
-            return await self._probe()
-        except BaseException:  # cancelled mid-probe: another caller tries
-            with self._lock:
-                self._probing = False
-            raise
+            recovery = self._recovery
+            if recovery is not None and not recovery[0].done() and not self._free(recovery[1]):
+                return False  # another caller's probe runs: answer from this process meanwhile
+            if self._clock() < self._retry_at:
+                return False
+            task = state.spawn(self._probe())
+            self._recovery = (task, time.monotonic())
+        await asyncio.wait((task,), timeout=self.timeout)
+        return not self._down
 
     async def _probe(self) -> bool:
-        while True:
-            with self._lock:
-                drops = list(self._pending_drops)
-                rotations = list(self._pending_rotations.items())
-            if await self._replay(drops, rotations) is _FAILED:
-                return False
-            with self._lock:
-                for drop in drops:
-                    self._pending_drops.pop(drop, None)
-                for device, rotation in rotations:
-                    if self._pending_rotations.get(device) == rotation:
-                        del self._pending_rotations[device]
-                if self._pending_drops or self._pending_rotations:
-                    continue  # more arrived meanwhile: write those too before going back
-                if self._closed:
+        _pinned.set(None)
+        try:
+            while True:
+                with self._lock:
+                    batch = self._pending_batch()
+                answer = await self._replay(*batch, probe=True)
+                if isinstance(answer, _Failed):
+                    self._recovery_failed(answer)
                     return False
-                self._down = self._probing = False
-                self._delay = REDIS_RETRY_INITIAL_DELAY
-                self._fallback = MemoryStore(DEFAULT_TOKEN_CACHE_SIZE)
-            logger.info("Redis is back: clerk_sessions shares tokens and client tokens again.")
-            return True
+                with self._lock:
+                    self._forget_replayed(*batch)
+                    if self._has_pending():
+                        continue  # more to write (or more arrived): write it before going back
+                    if self._closed:
+                        return False
+                    if not self._down:  # a probe that was taken for stale got there first
+                        return True
+                    self._down = False
+                    self._failures = 0
+                    self._last_failure_at = float("-inf")
+                    self._delay = REDIS_RETRY_INITIAL_DELAY
+                    self._fallback = MemoryStore(DEFAULT_TOKEN_CACHE_SIZE)
+                    down_for = time.monotonic() - self._down_since
+                logger.info(
+                    "Redis is back (after %.1f s): clerk_sessions shares tokens and client "
+                    "tokens again.",
+                    down_for,
+                )
+                return True
+        finally:
+            with self._lock:
+                if self._recovery is not None and self._recovery[0] is asyncio.current_task():
+                    self._recovery = None
+
+    def _recovery_failed(self, failed: _Failed) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if failed.verdict == "stalled":  # not Redis's fault: try again on the next call
+                self._retry_at = self._clock()
+                delay = 0.0
+            else:
+                self._delay = min(self._delay * 2, REDIS_RETRY_MAX_DELAY)
+                self._retry_at = self._clock() + self._delay
+                delay = self._delay
+        logger.debug("Redis is still unavailable (%s); next try in %g s.", failed.reason, delay)
+
+    # -- writes kept for later: while down, or when their answer was lost --------------------
+
+    def _has_pending(self) -> bool:
+        return bool(
+            self._pending_drops
+            or self._pending_rotations
+            or self._pending_proofs
+            or self._pending_releases
+        )
+
+    def _pending_batch(self) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+        """Up to _REPLAY_BATCH kept writes of each kind (called with the lock held)."""
+        return (
+            list(itertools.islice(self._pending_drops, _REPLAY_BATCH)),
+            list(itertools.islice(self._pending_rotations.items(), _REPLAY_BATCH)),
+            [
+                (device, list(digests))
+                for device, digests in itertools.islice(self._pending_proofs.items(), _REPLAY_BATCH)
+            ],
+            list(itertools.islice(self._pending_releases.items(), _REPLAY_BATCH)),
+        )
+
+    def _forget_replayed(
+        self, drops: list[Any], rotations: list[Any], proofs: list[Any], releases: list[Any]
+    ) -> None:
+        """Written: forget them, unless newer ones replaced them meanwhile (lock held)."""
+        for drop in drops:
+            self._pending_drops.pop(drop, None)
+        for device, rotation in rotations:
+            if self._pending_rotations.get(device) == rotation:
+                del self._pending_rotations[device]
+        for device, digests in proofs:
+            kept = self._pending_proofs.get(device)
+            if kept is not None:
+                for digest in digests:
+                    kept.pop(digest, None)
+                if not kept:
+                    del self._pending_proofs[device]
+        for lock, release in releases:
+            if self._pending_releases.get(lock) == release:
+                del self._pending_releases[lock]
 
     async def _replay(
         self,
         drops: list[tuple[str, str, str | None]],
         rotations: list[tuple[tuple[str, str], tuple[str | None, str | None]]],
+        proofs: list[tuple[tuple[str, str], list[str]]],
+        releases: list[tuple[str, tuple[tuple[str, ...], tuple[str | int, ...]]]],
+        *,
+        probe: bool,
     ) -> Any:
-        """The probe: sign-outs and rotations made while Redis was down (or a PING)."""
-        if not drops and not rotations:
-            return await self._attempt(lambda client: client.ping(), probe=True)
+        """Kept writes in one round trip (or a PING if there are none). Each is safe to send
+        twice: drops are idempotent, rotations and releases compare-and-set, proofs add."""
+        if not (drops or rotations or proofs or releases):
+            return await self._attempt(lambda client: client.ping(), probe=probe)
 
         async def replay(client: aioredis.Redis) -> Any:
             async with client.pipeline(transaction=False) as pipe:
@@ -773,9 +1241,45 @@ class RedisStore(Store):
                     name = f"{self.prefix}:dev:{self._device(host, device)}"
                     ttl = _ms(CLIENT_TOKEN_TTL)
                     pipe.eval(_SWAP, 1, name, sent or "", rotated or "", ttl)
+                for (host, device), digests in proofs:
+                    name = f"{self.prefix}:prv:{self._device(host, device)}"
+                    pipe.eval(_PROVE, 1, name, _ms(CLIENT_TOKEN_TTL), *digests)
+                for _lock, (keys, args) in releases:
+                    pipe.eval(_END, len(keys), *keys, *args)
                 return await pipe.execute()
 
-        return await self._attempt(replay, probe=True)
+        return await self._attempt(replay, probe=probe)
+
+    def _flush_soon(self) -> None:
+        """Send the kept writes again in the background (while up: while down, the probe does)."""
+        with self._lock:
+            if self._down or self._closed or not self._free(self._flushing_at):
+                return
+            self._flushing_at = time.monotonic()
+        try:
+            self._state().spawn(self._background(self._flush))
+        except Exception:  # pragma: no cover - a client that cannot make a pool
+            with self._lock:
+                self._flushing_at = None
+
+    async def _flush(self) -> None:
+        try:
+            while not self._down:
+                with self._lock:
+                    batch = self._pending_batch()
+                if not any(batch):
+                    return
+                if isinstance(await self._replay(*batch, probe=False), _Failed):
+                    return  # judged like any call; the next answered call flushes again
+                with self._lock:
+                    self._forget_replayed(*batch)
+                logger.debug(
+                    "Redis: %d kept write(s) written (their first answer was lost).",
+                    sum(len(kind) for kind in batch),
+                )
+        finally:
+            with self._lock:
+                self._flushing_at = None
 
     def _remember_drop(self, host: str, device: str, session_id: str | None) -> None:
         with self._lock:
@@ -795,6 +1299,25 @@ class RedisStore(Store):
                 rotated,
             )
 
+    def _remember_proofs(self, host: str, device: str, digests: Sequence[str]) -> None:
+        with self._lock:
+            kept = self._pending_proofs.get((host, device))
+            if kept is None:
+                if len(self._pending_proofs) >= MAX_PENDING_WHILE_DOWN:
+                    return
+                kept = self._pending_proofs[(host, device)] = {}
+            for digest in digests:
+                if len(kept) < MAX_PENDING_WHILE_DOWN:
+                    kept[digest] = None
+
+    def _remember_release(self, keys: tuple[str, ...], lease_id: str, suffix: str) -> None:
+        """A lease that may be ours, to release (compare-and-delete, and wake the waiters) when
+        Redis answers; an unconfirmed one expires within REDIS_UNCONFIRMED_LEASE anyway."""
+        args = ("", "", "", 1, lease_id, "?", self._done_channel, suffix)
+        with self._lock:
+            if len(self._pending_releases) < MAX_PENDING_WHILE_DOWN:
+                self._pending_releases[keys[2]] = (keys, args)
+
     # -- single flight: the pub/sub listener of each loop -----------------------------------
 
     async def _listening(self, state: _Loop) -> bool:
@@ -805,7 +1328,7 @@ class RedisStore(Store):
                 try:
                     pool = self._pool(socket_timeout=None, max_connections=2)  # reads wait
                 except Exception as exc:  # pragma: no cover - a client that cannot make a pool
-                    self._failed(exc, probe=False)
+                    self._mark_down(f"cannot use the Redis client: {type(exc).__name__}")
                     return False
                 state.listener_client = aioredis.Redis(connection_pool=pool)
             ready = state.listener_ready = state.loop.create_future()
@@ -813,16 +1336,18 @@ class RedisStore(Store):
             state.listeners.add(listener)
             listener.add_done_callback(state.listeners.discard)
         if ready.done():
-            error = ready.result()
-        else:
-            try:
-                error = await _bounded(asyncio.shield(ready), self.timeout)
-            except Exception as exc:  # no subscription within the budget
-                error = exc
+            return ready.result() is None  # a failure there was judged by its first waiter
+        # Subscribing opens a connection: the connect budget, unless Redis already failed.
+        budget = self.connect_timeout if not self._failures else self.timeout
+        started = time.monotonic()
+        try:
+            error = await _bounded(asyncio.shield(ready), budget)
+        except Exception as exc:  # no subscription within the budget
+            error = exc
         if error is None:
             return True
         state.stop_listening()
-        self._failed(error, probe=False)
+        self._judge(self._failure(error, budget, started, connecting=True))
         return False
 
     async def _listen(self, state: _Loop, ready: asyncio.Future[BaseException | None]) -> None:
@@ -833,6 +1358,7 @@ class RedisStore(Store):
         pubsub = state.listener_client.pubsub()
         loop = state.loop
         pinged_at: float | None = None
+        pinged = 0.0  # time.monotonic() of the PING, for the failure's verdict
         try:
             await pubsub.subscribe(self._done_channel)
             while True:
@@ -843,10 +1369,13 @@ class RedisStore(Store):
                 message = await pubsub.get_message(timeout=wait)
                 if message is None:
                     if pinged_at is not None and loop.time() >= pinged_at + self.timeout:
-                        raise TimeoutError("no PONG")  # frozen or too slow: down
+                        if wait > 0:
+                            continue  # read once more without waiting: a PONG that came while
+                            # this loop was blocked is read now, not taken for an outage
+                        raise TimeoutError("no PONG")  # frozen or too slow
                     if pinged_at is None and state.waiters:
                         await pubsub.ping()
-                        pinged_at = loop.time()
+                        pinged_at, pinged = loop.time(), time.monotonic()
                     continue
                 kind = _text(message["type"])
                 if kind == "message":
@@ -858,8 +1387,8 @@ class RedisStore(Store):
         except Exception as exc:
             if not ready.done():
                 ready.set_result(exc)  # the waiter starting it reports the failure
-            elif isinstance(exc, TimeoutError):
-                self._failed(exc, probe=False)
+            elif isinstance(exc, TimeoutError):  # counted like a call (waiters look again)
+                self._judge(self._failure(exc, self.timeout, pinged, connecting=False))
             else:  # the connection broke: waiters look again (a new listener), or mint here
                 logger.debug("Redis pub/sub listener stopped: %s", type(exc).__name__)
         finally:

@@ -37,9 +37,7 @@ from clerk_sessions._constants import (
     BREAKER_FAILURES,
     TOKEN_REFRESH_RETRY_DELAY,
 )
-from clerk_sessions._jwt import token_key
 from clerk_sessions._runtime import Runtime
-from clerk_sessions._types import UNSET
 from clerk_sessions.testing import FrontendAPIEmulator
 
 from . import payloads

@@ -1,5 +1,6 @@
 """A real ``redis-server`` for tests and the demo: started on a free loopback port, then killed,
-restarted, frozen (``SIGSTOP``) or put to sleep (``DEBUG SLEEP``) on purpose.
+restarted, frozen (``SIGSTOP``) or put to sleep (``DEBUG SLEEP``) on purpose; optionally also
+serving TLS (``RedisServer(directory, tls=TLSFiles(...))``, when the build supports it).
 
 ``running_redis(directory)`` starts one (``RedisServerNotInstalled`` without ``redis-server``
 on PATH, saying how to install it); the project's tests wrap it in a pytest fixture that skips.
@@ -8,6 +9,7 @@ on PATH, saying how to install it); the project's tests wrap it in a pytest fixt
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -29,6 +31,16 @@ _STOP_SECONDS = 10.0
 
 class RedisServerNotInstalled(RuntimeError):
     """``redis-server`` is not on PATH."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSFiles:
+    """PEM files for a TLS port: the server's certificate and key, and the CA that signed it
+    (clients verify the server with it; the server asks clients for no certificate)."""
+
+    cert: Path
+    key: Path
+    ca: Path
 
 
 def redis_server_executable() -> str:
@@ -86,10 +98,14 @@ class RedisServer:
     """One ``redis-server`` process in ``directory``, on 127.0.0.1:``port`` (kept across
     restarts), with nothing persisted."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, tls: TLSFiles | None = None
+    ) -> None:
         self.executable = redis_server_executable()
         self.directory = directory
         self.port = port or free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls is not None else None
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.paused = False
@@ -97,6 +113,12 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def tls_url(self) -> str:
+        """``rediss://`` to the TLS port, verifying the server with the test CA."""
+        assert self.tls is not None, "RedisServer(tls=...) serves TLS"
+        return f"rediss://127.0.0.1:{self.tls_port}/0?ssl_ca_certs={self.tls.ca}"
 
     @property
     def running(self) -> bool:
@@ -129,6 +151,19 @@ class RedisServer:
         ]
         if self._version() >= (7, 0):  # DEBUG is refused by default since Redis 7
             args += ["--enable-debug-command", "local"]
+        if self.tls is not None:
+            args += [
+                "--tls-port",
+                str(self.tls_port),
+                "--tls-cert-file",
+                str(self.tls.cert),
+                "--tls-key-file",
+                str(self.tls.key),
+                "--tls-ca-cert-file",
+                str(self.tls.ca),
+                "--tls-auth-clients",
+                "no",
+            ]
         if self._log is None:
             self._log = (self.directory / "redis-server.log").open("ab")
         self.process = subprocess.Popen(
@@ -234,10 +269,10 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(directory: Path) -> Iterator[RedisServer]:
-    """A started server in ``directory``, killed on exit (``RedisServerNotInstalled`` without
-    redis-server)."""
-    server = RedisServer(directory)
+def running_redis(directory: Path, *, tls: TLSFiles | None = None) -> Iterator[RedisServer]:
+    """A started server in ``directory`` (also on a TLS port with ``tls``), killed on exit
+    (``RedisServerNotInstalled`` without redis-server)."""
+    server = RedisServer(directory, tls=tls)
     try:
         for attempt in range(3):  # the free port may be taken between picking and binding
             try:
@@ -247,7 +282,7 @@ def running_redis(directory: Path) -> Iterator[RedisServer]:
                 if attempt == 2:
                     raise
                 server.close()
-                server = RedisServer(directory)
+                server = RedisServer(directory, tls=tls)
         yield server
     finally:
         server.close()
