@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +18,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import orjson
 import pytest
 
 from clerk_sessions._devices import device_key
@@ -29,10 +26,10 @@ from clerk_sessions._types import UNSET
 from clerk_sessions.testing import FrontendAPIEmulator, RedisServer
 from clerk_sessions.testing._redis_server import RedisServerNotInstalled, running_redis
 
-from .conftest import REPO
 from .redis_logs import LogWatcher, logs_fixture  # noqa: F401 - the fixture
 from .redis_proxy import RedisProxy, redis_proxy
 from .test_redis_store import DEVICE, HOST, NO_HANG, FakeClock, key, mints, token
+from .worker_process import Worker
 
 redis = pytest.importorskip("redis", reason="pip install 'clerk-sessions[redis]'")
 from clerk_sessions import redis as redis_module  # noqa: E402 - after the skip without redis-py
@@ -108,38 +105,6 @@ async def preload_scripts(store: RedisStore) -> None:
 # -- (a) a 15 ms round trip: one mint, never down -------------------------------------------
 
 
-class Worker:
-    """A fresh worker process (tests/redis_worker.py) with RedisStore's default budgets."""
-
-    def __init__(self, fapi: FrontendAPIEmulator, redis_url: str, token: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.redis_worker", fapi.url, redis_url, token],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.read() == {"ready": True}
-
-    def send(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(orjson.dumps(command) + b"\n")
-        self.process.stdin.flush()
-
-    def read(self) -> Any:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line, f"the worker exited (code {self.process.poll()})"
-        return orjson.loads(line)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.send(op="quit")
-            self.process.wait(timeout=30)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
-
-
 def test_fresh_worker_processes_over_a_15_ms_link_mint_once_and_never_go_down(
     redis_server: RedisServer, slow_link: RedisProxy
 ) -> None:
@@ -147,7 +112,9 @@ def test_fresh_worker_processes_over_a_15_ms_link_mint_once_and_never_go_down(
     each, every reply 15 ms late: one mint, and no process takes Redis for down."""
     with FrontendAPIEmulator() as fapi:
         device = fapi.sign_in()
-        workers = [Worker(fapi, slow_link.url, device.client_token) for _ in range(3)]
+        workers = [
+            Worker(fapi.url, slow_link.url, device.client_token, budget="default") for _ in range(3)
+        ]
         try:
             for worker in workers:
                 worker.send(op="get_token", session_id=device.session_id, n=20)

@@ -8,61 +8,13 @@ answer is read; nothing waits on the clock.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from typing import Any
 
-import orjson
 import pytest
 
 from clerk_sessions.testing import FrontendAPIEmulator, RedisServer, SignedIn
 
-from .conftest import REPO
-
-
-class Worker:
-    """One worker process, driven by JSON lines."""
-
-    def __init__(self, fapi: FrontendAPIEmulator, redis: RedisServer, token: str, timeout: float):
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.worker_process",
-                fapi.url,
-                redis.url,
-                token,
-                str(timeout),
-            ],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.read() == {"ready": True}
-
-    def send(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(orjson.dumps(command) + b"\n")
-        self.process.stdin.flush()
-
-    def read(self) -> Any:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line, f"the worker exited (code {self.process.poll()})"
-        return orjson.loads(line)
-
-    def ask(self, **command: Any) -> Any:
-        self.send(**command)
-        return self.read()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.send(op="quit")
-            self.process.wait(timeout=30)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
+from .worker_process import Worker
 
 
 @pytest.fixture
@@ -83,7 +35,7 @@ def workers(
     started: list[Worker] = []
     try:
         for _ in range(3):
-            started.append(Worker(fapi, redis_server, device.client_token, timeout=5))
+            started.append(Worker(fapi.url, redis_server.url, device.client_token, timeout=5))
         yield started
     finally:
         for worker in started:
@@ -110,8 +62,8 @@ def test_a_rotation_in_one_worker_is_sent_by_the_next_request_of_another(
 ) -> None:
     with FrontendAPIEmulator(rotate_client_tokens=True) as fapi:
         signed_in = fapi.sign_in()
-        first = Worker(fapi, redis_server, signed_in.client_token, timeout=5)
-        second = Worker(fapi, redis_server, signed_in.client_token, timeout=5)
+        first = Worker(fapi.url, redis_server.url, signed_in.client_token, timeout=5)
+        second = Worker(fapi.url, redis_server.url, signed_in.client_token, timeout=5)
         try:
             assert first.ask(op="get_session", session_id=signed_in.session_id) == {
                 "status": "active"
@@ -167,7 +119,7 @@ def test_three_workers_refreshing_the_same_sessions_mint_each_once(
 ) -> None:
     device = fapi.sign_in()
     sessions = [device.session_id] + [fapi.sign_in(device=device).session_id for _ in range(19)]
-    started = [Worker(fapi, redis_server, device.client_token, timeout=5) for _ in range(3)]
+    started = [Worker(fapi.url, redis_server.url, device.client_token, timeout=5) for _ in range(3)]
     try:
         for worker in started:
             worker.send(op="refresh", session_ids=sessions)
@@ -183,8 +135,8 @@ def test_a_worker_killed_mid_mint_hands_over_to_another(
     fapi: FrontendAPIEmulator, redis_server: RedisServer, device: SignedIn
 ) -> None:
     """Its lease on the mint expires (one call's timeout: 1 s here) and another worker mints."""
-    first = Worker(fapi, redis_server, device.client_token, timeout=1)
-    second = Worker(fapi, redis_server, device.client_token, timeout=1)
+    first = Worker(fapi.url, redis_server.url, device.client_token, timeout=1)
+    second = Worker(fapi.url, redis_server.url, device.client_token, timeout=1)
     try:
         held = fapi.delay("POST /v1/client/sessions/*/tokens", 60)  # never answered
         first.send(op="get_token", session_id=device.session_id, n=1)
