@@ -60,7 +60,7 @@ from ._jwt import TokenKey, token_key
 from ._logging import log_callback_error, logger
 from ._operations import R
 from ._retry import allowed_retries, parse_retry_after, plan_retry, retry_reason
-from ._runtime import DEFAULT_RUNTIME, Runtime
+from ._runtime import DEFAULT_RUNTIME, Runtime, bounded
 from ._store import MemoryStore, Store
 from ._tokens import TokenCache
 from ._transport import USER_AGENT, Transport
@@ -1278,7 +1278,7 @@ async def _within(work: Awaitable[T], seconds: float, default: Any) -> T:
     """``await work`` for at most ``seconds``: then ``default``, or ``APITimeoutError`` if the
     default is ``_TIMED_OUT`` (a shared store's calls are bounded by the caller's timeout)."""
     try:
-        return await asyncio.wait_for(work, max(seconds, 0.0))
+        return await bounded(work, max(seconds, 0.0))
     except (asyncio.TimeoutError, TimeoutError):
         if default is _TIMED_OUT:
             raise APITimeoutError(

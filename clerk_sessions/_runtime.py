@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Runtime:
@@ -48,3 +52,18 @@ class Runtime:
 
 
 DEFAULT_RUNTIME = Runtime()
+
+
+if sys.version_info >= (3, 11):
+    _deadline = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+    _deadline = None
+
+
+async def bounded(work: Awaitable[T], seconds: float) -> T:
+    """``await work``, cancelled after ``seconds`` (``TimeoutError``). On 3.11+ a deadline on
+    the running task: no task of its own, unlike ``asyncio.wait_for``."""
+    if _deadline is not None:
+        async with _deadline(seconds):
+            return await work
+    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10

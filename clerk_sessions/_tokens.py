@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeGuard
@@ -295,6 +296,9 @@ class TokenCache:
         in the other half (a dead process's lease is never waited out)."""
         store, lease = self.store, self.mint_lease
         wait_until = self._monotonic() + lease / 2
+        # A skip-cache mint takes another process's token only if that one was minted since
+        # this began (iat is whole seconds), never the token it was asked to replace.
+        minted_since = since if since is not None or not force else math.floor(self.clock.now())
         while True:
             if await store.begin_mint(key, lease):
                 # Another process may have finished this very mint between our lookup and our
@@ -323,7 +327,7 @@ class TokenCache:
                     await self._keep(key, keep)
                 return token
             cached = await self._kept(key, await store.wait_mint(key, min(lease, left)))
-            if self._fresh(cached, self.leeway):
+            if self._fresh(cached, self.leeway, minted_since):
                 return Token(jwt=cached.jwt)  # another process minted it
 
     def _refresh_ahead(self, key: TokenKey, mint: Minter, timeout: float) -> None:

@@ -7,7 +7,8 @@ load balancer). With ``store=RedisStore("redis://...")`` on each of their client
 - session tokens: one process's token is every process's cache hit; each Redis key expires when
   its token does on the Frontend API's clock, never later; freshness never goes backwards;
 - single flight: of N processes asking for the same token at once, one mints and the others wait
-  for its result (pub/sub, no polling); if that process dies, its lease expires and another mints;
+  for its result (pub/sub, no polling); a process waits at most half a call's budget for
+  another's mint, then mints itself (one that died never holds the others for its lease);
 - each device's current client token: a rotation is one compare-and-set (the stored token is
   replaced only if it is the one the answered request was sent with), and every process sends
   the device's current token on its next request;
@@ -89,7 +90,6 @@ import contextvars
 import functools
 import hashlib
 import itertools
-import sys
 import threading
 import time
 import uuid
@@ -128,6 +128,7 @@ from ._constants import (
 from ._errors import ConfigurationError
 from ._jwt import CachedToken, TokenKey, jwt_timing
 from ._logging import logger
+from ._runtime import bounded
 from ._store import MemoryStore, Store
 from ._types import UNSET
 
@@ -288,18 +289,6 @@ _SHA = {
     script: _sha1(script)
     for script in (_PUT, _DROP, _BEGIN, _EXTEND, _END, _CLIENT_TOKEN, _SWAP, _PROVE)
 }
-
-if sys.version_info >= (3, 11):
-    _deadline = asyncio.timeout
-else:  # pragma: no cover - Python 3.10
-    _deadline = None
-
-
-async def _bounded(work: Awaitable[T], seconds: float) -> T:
-    if _deadline is not None:
-        async with _deadline(seconds):
-            return await work
-    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
 def _text(value: Any) -> str:
@@ -889,7 +878,7 @@ class RedisStore(Store):
         started = time.monotonic()
         pool: Any = state.client.connection_pool
         try:
-            connection = await _bounded(
+            connection = await bounded(
                 pool.get_connection(*_GET_CONNECTION_ARGS), self.connect_timeout
             )
         except Exception as exc:
@@ -933,7 +922,7 @@ class RedisStore(Store):
         ready = state.ready
         if ready is not None and not ready.done():  # the loop's first connection is opening
             try:
-                await _bounded(asyncio.shield(ready), self.connect_timeout)
+                await bounded(asyncio.shield(ready), self.connect_timeout)
             except Exception:  # the warm-up judges its own failure; this call answers here
                 return _Failed("the first connection is not open yet", "")
             if self._down and not probe:
@@ -944,7 +933,7 @@ class RedisStore(Store):
         started = time.monotonic()
         pool: Any = state.client.connection_pool
         try:
-            connection = await _bounded(pool.get_connection(*_GET_CONNECTION_ARGS), budget)
+            connection = await bounded(pool.get_connection(*_GET_CONNECTION_ARGS), budget)
         except Exception as exc:
             return self._failure(exc, budget, started, connecting=True)
         budget = self.connect_timeout if probe else self.timeout
@@ -954,7 +943,7 @@ class RedisStore(Store):
         else:  # a caller's pool: warmed, and its last released connection is taken first
             await pool.release(connection)
         try:
-            return await _bounded(work(state.client), budget)
+            return await bounded(work(state.client), budget)
         except Exception as exc:
             return self._failure(exc, budget, started, connecting=False)
         finally:
@@ -1341,7 +1330,7 @@ class RedisStore(Store):
         budget = self.connect_timeout if not self._failures else self.timeout
         started = time.monotonic()
         try:
-            error = await _bounded(asyncio.shield(ready), budget)
+            error = await bounded(asyncio.shield(ready), budget)
         except Exception as exc:  # no subscription within the budget
             error = exc
         if error is None:

@@ -832,3 +832,28 @@ async def test_store_keeps_working_in_process_after_aclose(redis_server: RedisSe
     assert await store.get(key()) is None  # Redis is no longer used
     assert await store.begin_mint(key(), 30.0)
     assert await store.client_token(HOST, DEVICE, "t1") == "t1"
+
+
+async def test_a_dead_workers_lease_is_never_waited_out(
+    redis_server: RedisServer, emulator: FrontendAPIEmulator, inspect: Any
+) -> None:
+    """A worker SIGKILLed mid-mint leaves its 30 s lease. Another waits for it at most half of
+    its own call budget, then mints itself: the lease is still there when its token arrives."""
+    device = emulator.sign_in()
+    dead, store = RedisStore(redis_server.url, timeout=PATIENT), RedisStore(redis_server.url)
+    try:
+        async with emulator.async_client(device, store=store, timeout=2.0) as clerk:
+            await clerk.get_session(device.session_id)  # proves its token: a claim is no proof
+            emulator.clock.advance(3600)  # the session's token it brought has expired
+            k = (emulator.url, device_key(f"id:{device.client_id}"), device.session_id, None, UNSET)
+            assert await dead.begin_mint(k, 30.0)  # and never ends it
+            with anyio.fail_after(NO_HANG):
+                token = await clerk.get_token(device.session_id)
+            locks = list(inspect.scan_iter("clerk_sessions:lock:*"))
+            assert len(locks) == 1
+            assert inspect.pttl(locks[0]) > 20_000  # not waited out: most of it is left
+    finally:
+        await dead.aclose()
+        await store.aclose()
+    assert token.count(".") == 2
+    assert mints(emulator) == 1
