@@ -793,7 +793,7 @@ class AsyncClerkSessions:
                 if device.claim is not None:
                     device = await view._settled_device()
                 key = token_key(shared.base_url, device.key, session_id, template, organization_id)
-                return await shared.tokens.fetch(key, view._mint, seconds, since=since)
+                return await shared.tokens.fetch(key, view._mint, seconds, since=since, inline=True)
 
             return mint_fresh
 
