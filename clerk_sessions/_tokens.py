@@ -11,7 +11,9 @@ Rules (``fapi-protocol.md`` §7 and §12, each from a real bug in Clerk's own SD
 - concurrent callers for one key share one request: a task the cache owns, not any caller's
   coroutine, so cancelling a caller (or its timeout) ends that caller's wait only; callers on
   other event loops (the sync facade's threads) share it too, and lead a new one if the loop
-  it runs on has no caller left; failures are not cached;
+  it runs on has no caller left; a batch row runs the mint it starts itself (``inline``:
+  cheaper), and callers that joined it lead anew if the batch is left; failures are not
+  cached;
 - freshness never goes backwards: a token replaces another only if its ``oiat`` header (then its
   ``iat``) is not older (the store enforces it);
 - a sign-out drops the session's (or device's) tokens, and a mint that was already in flight
@@ -126,7 +128,7 @@ class TokenCache:
         """Seconds another process waits for this one's mint before minting itself."""
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        # Keys being minted -> the mint (a task owned by the cache) and its waiting callers.
+        # Keys being minted -> the mint (a task of the cache, or a batch row) and its callers.
         self._inflight: dict[TokenKey, _Flight] = {}
         # Devices of unproven client-token strings -> the device each turned out to be.
         self._joins: dict[str, str] = {}
