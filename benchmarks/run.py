@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -1069,6 +1070,37 @@ def refresh_line(refresh: dict[str, Any]) -> str:
     )
 
 
+def soak_section(path: Path) -> list[str]:
+    """The committed soak run (``python -m nox -s soak -- ... --json benchmarks/soak.json``),
+    as a section: its checks are judged from the emulator's records, not timed here."""
+    if not path.is_file():
+        return []
+    soak = orjson.loads(path.read_bytes())
+    args = soak.get("args", {})
+    kinds = Counter(f["kind"] for f in soak.get("faults", []))
+    faults = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+    lines = [
+        "",
+        f"## Soak ({args.get('duration', '?')} s, {args.get('workers', '?')} worker processes x "
+        f"{args.get('devices', '?')} devices, seed {soak.get('seed', '?')})",
+        "",
+        "`python -m nox -s soak` on the emulator and a real redis-server, with "
+        f"{len(soak.get('faults', []))} injected faults "
+        f"({faults}); "
+        f"{soak['calls']:,} calls and {soak['batch_items']:,} batch items, "
+        f"{soak['calls_per_second']:.0f} calls/s sustained "
+        f"({soak['peak_calls_per_second_5s']:.0f} in the busiest 5 s).",
+        "",
+        "| check | value | limit | status |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {row['check']} | {row['value']} | {row['limit']} | {row['status']} |"
+        for row in soak["rows"]
+    ]
+    return lines
+
+
 def report(
     bench: Bench,
     web: Bench,
@@ -1168,6 +1200,9 @@ def report(
         f"portal): {imports['import_clerk_sessions_sync_ms']:.1f} ms "
         f"({fmt(imports['import_sync_ratio'])})",
         f"- `import aiohttp, attrs, cattrs, anyio`: {imports['import_dependencies_ms']:.1f} ms",
+    ]
+    lines += soak_section(HERE / "soak.json")
+    lines += [
         "",
         "## Environment",
         "",
