@@ -295,8 +295,8 @@ class ClientState:
         self.tokens.spawn = spawn
 
     async def aclose(self) -> None:
-        self.tokens.stop()
         background = [task for task in self.background if not task.done()]
+        background += self.tokens.stop()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

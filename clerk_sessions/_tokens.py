@@ -130,6 +130,7 @@ class TokenCache:
         self._lock = threading.Lock()
         # Keys being minted -> the mint (a task of the cache, or a batch row) and its callers.
         self._inflight: dict[TokenKey, _Flight] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # every mint task not done yet
         # Devices of unproven client-token strings -> the device each turned out to be.
         self._joins: dict[str, str] = {}
         self._announcements: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -196,7 +197,10 @@ class TokenCache:
                 if flight is None:
                     flight = self._inflight[key] = _Flight(key, loop)
                     if not inline:
-                        flight.task = loop.create_task(self._fly(flight, key, mint, force, since))
+                        task = loop.create_task(self._fly(flight, key, mint, force, since))
+                        flight.task = task
+                        self._tasks.add(task)  # until done: close() waits for it
+                        task.add_done_callback(self._tasks.discard)
                 waiter = loop.create_future()
                 flight.waiters.append((loop, waiter))
             if lead and inline:  # settles every waiter, this one included
@@ -340,14 +344,13 @@ class TokenCache:
         minted_since = since if since is not None or not force else math.floor(self.clock.now())
         while True:
             if await store.begin_mint(key, lease):
-                # Another process may have finished this very mint between our lookup and our
-                # lease: take its token rather than mint twice.
-                kept = None if force else await self._kept(key, await store.get(key))
-                if self._fresh(kept, self.refresh_ahead, since):
-                    await store.end_mint(key, None, 0.0)
-                    return Token(jwt=kept.jwt)
                 keep = None
-                try:
+                try:  # from here on, whatever happens (a cancellation too), the lease ends
+                    # Another process may have finished this very mint between our lookup and
+                    # our lease: take its token rather than mint twice.
+                    kept = None if force else await self._kept(key, await store.get(key))
+                    if self._fresh(kept, self.refresh_ahead, since):
+                        return Token(jwt=kept.jwt)
                     token = await mint(key, force)
                     keep = self._worth_keeping(token.jwt, generation)
                 finally:  # the token is kept, the lease released, the waiters woken
@@ -390,16 +393,26 @@ class TokenCache:
             with self._lock:
                 self._refresh_not_before.pop(key, None)
 
-    def stop(self) -> None:
-        """The client closes: stop every mint in flight (its callers get a closed-client
-        error rather than wait for their timeout)."""
+    def stop(self) -> list[asyncio.Task[None]]:
+        """The client closes: stop every mint in flight (their callers get a closed-client
+        error rather than wait for their timeout). Returns those of the running loop, for the
+        caller to wait for (a mint's end releases what it holds, e.g. a shared store's lease)."""
         with self._lock:
-            flights = list(self._inflight.values())
-        for flight in flights:
-            task = flight.task
-            if task is not None and not task.done():
+            tasks = list(self._tasks)
+            # Not again those already stopped (abandoned): they are ending, releasing what
+            # they hold, and a second cancellation would interrupt that.
+            live = {flight.task for flight in self._inflight.values()}
+        loop = asyncio.get_running_loop()
+        here = []
+        for task in tasks:
+            if task.get_loop() is loop:
+                if task in live:
+                    task.cancel()
+                here.append(task)
+            elif task in live:
                 with contextlib.suppress(RuntimeError):  # its loop is closed: nothing runs
-                    flight.loop.call_soon_threadsafe(task.cancel)
+                    task.get_loop().call_soon_threadsafe(task.cancel)
+        return here
 
     # -- devices proven during a mint ------------------------------------------------------
 
