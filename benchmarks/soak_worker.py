@@ -120,6 +120,9 @@ class Worker:
         self.stopping = asyncio.Event()
         self.seq = 0
         self.background: set[asyncio.Task[Any]] = set()
+        trace = os.environ.get("SOAK_TRACEMALLOC")
+        self.trace_dir = Path(trace) if trace else None
+        self.baseline: Any = None
 
     # --- records ---
 
@@ -147,6 +150,20 @@ class Worker:
                 "fds": fds,
             }
         )
+
+    def write_allocation_growth(self) -> None:
+        """With ``SOAK_TRACEMALLOC=DIR``: the lines whose allocations grew most since the
+        warm-up, for finding what holds a worker's memory (diagnosis only: it slows calls)."""
+        if self.trace_dir is None or self.baseline is None:
+            return
+        import tracemalloc
+
+        growth = tracemalloc.take_snapshot().compare_to(self.baseline, "traceback")
+        lines = []
+        for stat in growth[:25]:
+            lines.append(f"{stat.size_diff / 1024:+.0f} KiB in {stat.count_diff:+d} blocks")
+            lines.extend(f"    {line}" for line in stat.traceback.format(limit=8))
+        (self.trace_dir / f"worker-{self.index}.txt").write_text("\n".join(lines) + "\n")
 
     # --- one call ---
 
@@ -384,6 +401,10 @@ class Worker:
             if not sampled_warmup and now >= warmup_at:
                 self.sample("warmup")
                 sampled_warmup = True
+                if self.trace_dir is not None:
+                    import tracemalloc
+
+                    self.baseline = tracemalloc.take_snapshot()
             elif sampled_warmup:
                 self.sample("run")
             with contextlib.suppress(TimeoutError):
@@ -396,6 +417,10 @@ class Worker:
         self.stopping.set()
 
     async def run(self) -> None:
+        if self.trace_dir is not None:
+            import tracemalloc
+
+            tracemalloc.start(8)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
@@ -442,6 +467,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*tasks, sampler, return_exceptions=True)
             self.sample("end")
+            self.write_allocation_growth()
         finally:
             stdin_task.cancel()
             with contextlib.suppress(BaseException):

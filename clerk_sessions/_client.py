@@ -235,7 +235,7 @@ class ClientState:
         self.devices = DeviceRegistry(MAX_DEVICES)
         if self.store.shared:
             self.tokens.resolve = self._resolve_key
-        # Where a rotation is compare-and-set across processes (None: this process alone).
+        # Where a rotation is decided across processes (None: this process alone).
         self.rotation_store = (base_url, self.store) if self.store.shared else None
         self.background: set[asyncio.Future[Any]] = set()
 

@@ -89,6 +89,10 @@ REDIS_MAX_CONNECTIONS: Final = 8
 # A device's client token is forgotten after this long unused (bearer credentials of abandoned
 # devices should not stay in Redis forever); every request refreshes it.
 CLIENT_TOKEN_TTL: Final = 30 * 24 * 3600.0
+# The client tokens a device moved past that it remembers: a view made later with one of them
+# (an old token still in a caller's hands) sends the current one instead, and a late answer
+# carrying one of them never takes the device back to it.
+RETIRED_CLIENT_TOKENS: Final = 8
 # A device's sign-out counter outlives every mint that could have begun before a sign-out.
 SIGN_OUT_COUNTER_TTL: Final = 24 * 3600.0
 # A waiter whose leader went silent wakes this long after the leader's lease ends in Redis.

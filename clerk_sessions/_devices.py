@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ._constants import RETIRED_CLIENT_TOKENS
 from ._jwt import jwt_claims
 from ._logging import log_callback_error
 from ._wire import rotated_client_token
@@ -43,10 +44,6 @@ if TYPE_CHECKING:
 
 ClientTokenCallback = Callable[[str | None], Awaitable[None] | None]
 """Called with the new client token (``None`` when cleared); may be sync or async."""
-
-# Tokens a device rotated away from, remembered so that a view made later with one of them
-# (an old token still in a caller's hands) uses the device's current token instead.
-_RETIRED_TOKENS = 8
 
 
 def device_name(client_token: str | None) -> str:
@@ -150,17 +147,23 @@ class Device:
         sent: str | None,
         shared: tuple[str, Store] | None = None,
     ) -> None:
-        """Take a rotated token from a response, unless that response answers a request sent
-        with an older token than the current one (a late reply must not undo a newer
-        rotation). With a ``shared`` (host, store), the same rule holds across processes: the
-        store's compare-and-set decides, and this process takes whatever it then holds."""
+        """Take a rotated token from a response: the answer that arrives last wins.
+
+        Clerk supersedes the token it issued before whenever it issues one, so when two
+        requests of a device are in flight with one token, the answer Clerk produced last holds
+        the token that works; keeping the first (a compare-and-set on the sent token) leaves
+        the device on a superseded token, and its next call past the grace is signed out. An
+        answer is still ignored if it repeats a token the device moved past (never backwards),
+        or if it answers a request sent before the token was cleared (no resurrection). With a
+        ``shared`` (host, store), the store applies the same rule across processes atomically,
+        and this process takes whatever it then holds."""
         rotated, new_token = rotated_client_token(response_headers)
         if not rotated:
             return
         if sent is None:  # a device's first token (a sign-in): it had no shared identity yet
             shared = None
         with self._lock:
-            if self.token != sent or new_token == self.token:
+            if not self._newer(sent, new_token):
                 return
             if shared is None:
                 self._replace(new_token)
@@ -168,8 +171,8 @@ class Device:
             host, store = shared
             current = await store.swap_client_token(host, self.key, sent, new_token)
             with self._lock:
-                if self.token != sent:  # another view of this process moved on meanwhile
-                    return
+                if current == self.token or (current is not None and current in self.retired):
+                    return  # this process already holds it, or moved past it meanwhile
                 self._replace(current)
             if current != new_token:  # another process's rotation won: not ours to report
                 if self._registry is not None:
@@ -180,6 +183,15 @@ class Device:
         if self._registry is not None:
             self._registry.rotated(self)
         await self.report(new_token)
+
+    def _newer(self, sent: str | None, new_token: str | None) -> bool:
+        """Whether an answer to a request sent with ``sent`` that carries ``new_token`` moves
+        the device on (the rule of ``apply_rotation``; called with the lock held)."""
+        if new_token == self.token or (new_token is not None and new_token in self.retired):
+            return False
+        if sent == self.token:
+            return True
+        return self.token is not None and sent is not None and sent in self.retired
 
     async def report(self, new_token: str | None) -> None:
         """Tell ``on_client_token``. The rotation has happened (the server answered, and every
@@ -205,7 +217,7 @@ class Device:
     def _replace(self, token: str | None) -> None:
         if self.token:
             self.retired.append(self.token)
-            del self.retired[:-_RETIRED_TOKENS]
+            del self.retired[:-RETIRED_CLIENT_TOKENS]
         self.token = token
 
 

@@ -85,8 +85,9 @@ class Store(abc.ABC):
         self, host: str, device: str, sent: str | None, rotated: str | None
     ) -> str | None:
         """Clerk rotated the device's token in an answer to a request sent with ``sent``: store
-        ``rotated`` only if ``sent`` is still the current one (one atomic compare-and-set, so a
-        late answer never undoes a newer rotation). Returns the device's token afterwards."""
+        ``rotated`` by the rule of ``Device.apply_rotation`` (the answer that arrives last wins,
+        if ``sent`` is the current token or one the device moved past; never back to one it
+        moved past), in one atomic step. Returns the device's token afterwards."""
         return rotated
 
     # -- proven client-token strings (in-process default: no other process proves any) -------

@@ -9,9 +9,10 @@ load balancer). With ``store=RedisStore("redis://...")`` on each of their client
 - single flight: of N processes asking for the same token at once, one mints and the others wait
   for its result (pub/sub, no polling); a process waits at most half a call's budget for
   another's mint, then mints itself (one that died never holds the others for its lease);
-- each device's current client token: a rotation is one compare-and-set (the stored token is
-  replaced only if it is the one the answered request was sent with), and every process sends
-  the device's current token on its next request;
+- each device's current client token: a rotation is one atomic step, by the rule of one
+  process (``Device.apply_rotation``: the answer that arrives last wins, never back to a token
+  the device moved past), and every process sends the device's current token on its next
+  request;
 - sign-outs: the session's (or device's) tokens are deleted for every process at once;
 - proven client-token strings: when Clerk vouches for a client-token string as a device's, its
   digest is stored, so another process that sees that string joins the device without asking.
@@ -44,6 +45,8 @@ share a name):
                                            before one is not kept.
 ``P:dev:H:D``                  string      the device's current client token; forgotten after
                                            30 days unused.
+``P:old:H:D``                  list        sha1 digests of the device's last client tokens
+                                           it moved past (a late answer never takes one back).
 ``P:prv:H:D``                  set         digests of client-token strings Clerk vouched for
                                            as the device's (never the strings); expires 30
                                            days after the last one was added.
@@ -73,8 +76,8 @@ someone waits). Nothing waits longer than its budget on, or raises because of, R
 A write whose answer was lost (timed out, or its connection dropped) may have been applied: a
 mint lease taken that way is released (compare-and-delete) when the mint ends, and cannot
 outlive 2 s if that fails too (a lease lives 2 s until its taker confirms it); a sign-out, a
-rotation (its compare-and-set, which answers the device's current token) or a proof whose answer
-was lost is sent again, in the background, until Redis answers it.
+rotation (replayed as a compare-and-set, which answers the device's current token) or a proof
+whose answer was lost is sent again, in the background, until Redis answers it.
 
 Standalone or replicated Redis (not Redis Cluster): the scripts touch keys of one device that
 are not all declared. redis-py's asyncio connections belong to one event loop, so the store keeps
@@ -123,6 +126,7 @@ from ._constants import (
     REDIS_RETRY_INITIAL_DELAY,
     REDIS_RETRY_MAX_DELAY,
     REDIS_UNCONFIRMED_LEASE,
+    RETIRED_CLIENT_TOKENS,
     SIGN_OUT_COUNTER_TTL,
 )
 from ._errors import ConfigurationError
@@ -259,12 +263,33 @@ end
 return false
 """
 
-# KEYS: device. ARGV: the token the request was sent with ('' = none), the rotated one ('' =
-# cleared), ttl in ms. Replaces only the token the request carried (or none known); returns
-# the device's token afterwards. Sending it again is safe: it then answers the current token.
+# KEYS: device, the digests of the tokens it moved past. ARGV: the token the request was sent
+# with ('' = none), the rotated one ('' = cleared), ttl in ms, '1' for a live answer ('0' for a
+# replay), the sent and the rotated token's sha1, how many moved-past digests to keep. Returns
+# the device's token afterwards; sending it again is safe (it then answers the current token).
+# The rule of ``_devices.Device.apply_rotation``: the answer that arrives last wins if its
+# request carried the current token or (live answers only) one the device moved past, unless it
+# repeats a token the device moved past. A replay (written while Redis was unreachable, maybe
+# long ago) replaces only the token its request carried.
 _SWAP = """
 local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[1] then return current end
+local function moved_past(digest)
+  for _, seen in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    if seen == digest then return true end
+  end
+  return false
+end
+if current and current ~= ARGV[1] then
+  if ARGV[4] ~= '1' or ARGV[1] == '' or not moved_past(ARGV[5]) then return current end
+end
+if current and current == ARGV[2] then return current end
+if ARGV[2] ~= '' and moved_past(ARGV[6]) then return current end
+local past = current or ARGV[1]  -- none stored yet: the request's token is moved past
+if past ~= '' then
+  redis.call('LPUSH', KEYS[2], redis.sha1hex(past))
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]) - 1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
   return false
@@ -743,16 +768,31 @@ class RedisStore(Store):
         if self._down and not await self._recovered():
             self._remember_rotation(host, device, sent, rotated)
             return rotated
-        name = f"{self.prefix}:dev:{self._device(host, device)}"
-        args = (sent or "", rotated or "", _ms(CLIENT_TOKEN_TTL))
-        answer = await self._script(_SWAP, (name,), args)
+        keys, args = self._swap_args(host, device, sent, rotated, live=True)
+        answer = await self._script(_SWAP, keys, args)
         if isinstance(answer, _Failed):
-            # Not assumed applied (nor lost): the compare-and-set is sent again until Redis
+            # Not assumed applied (nor lost): it is sent again (compare-and-set) until Redis
             # answers it, and every request reads the device's token from Redis anyway.
             self._remember_rotation(host, device, sent, rotated)
             self._flush_soon()
             return rotated
         return None if answer is None else _text(answer)
+
+    def _swap_args(
+        self, host: str, device: str, sent: str | None, rotated: str | None, *, live: bool
+    ) -> tuple[tuple[str, str], tuple[str | int, ...]]:
+        name = self._device(host, device)
+        keys = (f"{self.prefix}:dev:{name}", f"{self.prefix}:old:{name}")
+        args = (
+            sent or "",
+            rotated or "",
+            _ms(CLIENT_TOKEN_TTL),
+            "1" if live else "0",
+            _sha1(sent or ""),
+            _sha1(rotated or ""),
+            RETIRED_CLIENT_TOKENS,
+        )
+        return keys, args
 
     async def is_proven(self, host: str, device: str, digest: str) -> bool:
         if self._down and not await self._recovered():
@@ -1227,9 +1267,8 @@ class RedisStore(Store):
                     keys, args = self._drop_args(host, device, session_id)
                     pipe.eval(_DROP, len(keys), *keys, *args)
                 for (host, device), (sent, rotated) in rotations:
-                    name = f"{self.prefix}:dev:{self._device(host, device)}"
-                    ttl = _ms(CLIENT_TOKEN_TTL)
-                    pipe.eval(_SWAP, 1, name, sent or "", rotated or "", ttl)
+                    keys, args = self._swap_args(host, device, sent, rotated, live=False)
+                    pipe.eval(_SWAP, len(keys), *keys, *args)
                 for (host, device), digests in proofs:
                     name = f"{self.prefix}:prv:{self._device(host, device)}"
                     pipe.eval(_PROVE, 1, name, _ms(CLIENT_TOKEN_TTL), *digests)

@@ -313,9 +313,11 @@ def _fail_on_unclosed_sessions_found_late() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _no_clerk_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never pick up a developer's real Clerk configuration."""
-    for name in ("CLERK_PUBLISHABLE_KEY", "CLERK_FRONTEND_API_URL", "CLERK_CLIENT_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    """Tests never pick up a developer's real Clerk configuration: every ``CLERK_*`` variable
+    (the SDK's, the CLI's, the admin helpers' and the log switch) is cleared, not a list that
+    falls behind when a new one is added."""
+    for name in [name for name in os.environ if name.startswith("CLERK_")]:
+        monkeypatch.delenv(name)
 
 
 # Hypothesis profiles. ``default`` runs on every test run (tests/test_fuzz.py scales its slower

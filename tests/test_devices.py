@@ -227,22 +227,56 @@ async def test_a_rotation_seen_by_one_view_is_sent_by_every_view() -> None:
     assert [(r.token_generation, r.status) for r in fapi.requests] == [(1, 200), (2, 200), (3, 200)]
 
 
-async def test_a_late_answer_to_an_older_token_never_undoes_a_newer_rotation(
+async def test_of_two_answers_to_one_token_the_one_that_arrives_last_wins(
     devices: Devices,
 ) -> None:
+    """Clerk supersedes its previous token whenever it issues one: the answer produced last
+    holds the token that works (keeping the first would strand the device on a dead one)."""
     devices.hold["slow"] = asyncio.Event()
-    devices.rotate.update({"slow": "token-from-a-late-answer", "fast": "token-2"})
+    devices.rotate.update({"slow": "token-3", "fast": "token-2"})
     async with AsyncClerkSessions(frontend_api_url=devices.url, client_token="token-1") as clerk:
         first, second = clerk.with_client_token("token-1"), clerk.with_client_token("token-1")
         slow = asyncio.ensure_future(first.get_session("slow"))  # sent with token-1
         await devices.arrived.setdefault("slow", asyncio.Event()).wait()
         await second.get_session("fast")  # sent with token-1, rotates to token-2
+        assert clerk.client_token == "token-2"
         devices.hold["slow"].set()
-        await slow  # its answer rotates too, but it answers a request sent with token-1
-        assert first.client_token == second.client_token == clerk.client_token == "token-2"
+        await slow  # answered after token-2 was issued: token-3 is the newest
+        assert first.client_token == second.client_token == clerk.client_token == "token-3"
         del devices.rotate["slow"]
         await first.get_session("slow")
-    assert devices.seen[-1] == ("token-2", "/v1/client/sessions/slow")
+    assert devices.seen[-1] == ("token-3", "/v1/client/sessions/slow")
+
+
+async def test_a_late_answer_never_takes_the_device_back_to_a_token_it_moved_past(
+    devices: Devices,
+) -> None:
+    devices.hold["slow"] = asyncio.Event()
+    devices.rotate.update({"slow": "token-2", "fast": "token-2"})
+    async with AsyncClerkSessions(frontend_api_url=devices.url, client_token="token-1") as clerk:
+        slow = asyncio.ensure_future(clerk.get_session("slow"))  # sent with token-1
+        await devices.arrived.setdefault("slow", asyncio.Event()).wait()
+        await clerk.get_session("fast")  # token-1 -> token-2
+        devices.rotate["fast"] = "token-3"
+        await clerk.get_session("fast")  # token-2 -> token-3
+        devices.hold["slow"].set()
+        await slow  # repeats token-2, which the device moved past
+        assert clerk.client_token == "token-3"
+
+
+async def test_an_answer_to_a_request_sent_before_a_sign_out_does_not_bring_the_token_back(
+    devices: Devices,
+) -> None:
+    devices.hold["slow"] = asyncio.Event()
+    devices.rotate.update({"slow": "token-2", "fast": "Bearer"})  # "Bearer": cleared (§3)
+    async with AsyncClerkSessions(frontend_api_url=devices.url, client_token="token-1") as clerk:
+        slow = asyncio.ensure_future(clerk.get_session("slow"))  # sent with token-1
+        await devices.arrived.setdefault("slow", asyncio.Event()).wait()
+        await clerk.get_session("fast")  # the client token is cleared
+        assert clerk.client_token is None
+        devices.hold["slow"].set()
+        await slow
+        assert clerk.client_token is None
 
 
 async def test_on_client_token_is_called_once_per_rotation_and_the_latest_callback_wins() -> None:

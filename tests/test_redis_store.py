@@ -418,7 +418,7 @@ async def test_a_sign_out_during_a_mint_keeps_its_token_out(stores: list[RedisSt
 # -- devices' client tokens -----------------------------------------------------------------
 
 
-async def test_client_token_is_shared_and_rotations_are_compare_and_set(
+async def test_client_token_is_shared_and_the_answer_that_arrives_last_wins(
     stores: list[RedisStore],
 ) -> None:
     a, b = stores
@@ -426,10 +426,14 @@ async def test_client_token_is_shared_and_rotations_are_compare_and_set(
     assert await a.client_token(HOST, DEVICE, "t1") == "t1"  # the first known becomes current
     assert await b.client_token(HOST, DEVICE, "t0-older") == "t1"
     assert await b.swap_client_token(HOST, DEVICE, "t1", "t2") == "t2"
-    # A late answer to a request sent with t1 must not undo the rotation to t2.
-    assert await a.swap_client_token(HOST, DEVICE, "t1", "t3") == "t2"
-    assert await a.client_token(HOST, DEVICE, "t3") == "t2"
-    assert await a.swap_client_token(HOST, DEVICE, "t2", None) is None  # cleared
+    # A second answer to a request sent with t1 came later: Clerk issued it after t2.
+    assert await a.swap_client_token(HOST, DEVICE, "t1", "t3") == "t3"
+    assert await b.client_token(HOST, DEVICE, "t2") == "t3"
+    # An answer repeating a token the device moved past never takes it back.
+    assert await a.swap_client_token(HOST, DEVICE, "t1", "t2") == "t3"
+    # Nor does an answer to a request sent with a token the device never had.
+    assert await a.swap_client_token(HOST, DEVICE, "stranger", "t9") == "t3"
+    assert await a.swap_client_token(HOST, DEVICE, "t3", None) is None  # cleared
     assert await b.client_token(HOST, DEVICE, None) is None
     # Nothing stored (new device, or Redis lost it): the rotation is taken.
     assert await a.swap_client_token(HOST, OTHER_DEVICE, "u1", "u2") == "u2"
@@ -819,6 +823,31 @@ async def test_sign_outs_and_rotations_while_down_reach_redis_when_it_is_back(
         assert store.available
         assert await other.get(key()) is None
         assert await other.client_token(HOST, DEVICE, "t1") == "t3"
+    finally:
+        await other.aclose()
+        await store.aclose()
+
+
+async def test_a_rotation_kept_while_down_never_replaces_a_newer_one_on_its_return(
+    redis_server: RedisServer, logs: LogWatcher
+) -> None:
+    """A rotation written late (this process could not reach Redis) is not "the answer that
+    arrived last": it replaces only the token its request carried."""
+    clock = FakeClock()
+    other = RedisStore(redis_server.url, timeout=PATIENT)
+    store = RedisStore(redis_server.url, timeout=FAULTS, _clock=clock)
+    try:
+        await other.client_token(HOST, DEVICE, "t1")
+        redis_server.pause()
+        for sent, rotated in (("t1", "t2"), ("t2", "t3"), ("t3", "t4")):  # kept as t1 -> t4
+            await store.swap_client_token(HOST, DEVICE, sent, rotated)
+        assert not store.available
+        redis_server.resume()
+        assert await other.swap_client_token(HOST, DEVICE, "t1", "t5") == "t5"  # meanwhile
+        clock.advance(1.0)
+        assert await store.get(key("sess_other")) is None  # tries Redis: replays, then reads
+        await logs.wait_for(logging.INFO, "Redis is back")
+        assert await other.client_token(HOST, DEVICE, None) == "t5"
     finally:
         await other.aclose()
         await store.aclose()

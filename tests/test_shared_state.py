@@ -29,7 +29,7 @@ from clerk_sessions import (
     ConfigurationError,
     TokenRequest,
 )
-from clerk_sessions.testing import FrontendAPIEmulator
+from clerk_sessions.testing import STALE_CLIENT_TOKEN_GRACE, FrontendAPIEmulator
 
 from .test_token_failures import FakeClock, TokenServer, client_for, clock, server
 
@@ -367,3 +367,62 @@ async def test_a_batch_left_early_while_its_mint_is_shared_leaves_the_joiner_its
         token = await joiner
     assert token.count(".") == 2
     assert server.requests == ["sess_1", "sess_1"]
+
+
+# -- rotations that cross in flight ---------------------------------------------------------------
+
+
+async def _two_answers_to_one_token(
+    fapi: FrontendAPIEmulator, first: AsyncClerkSessions, second: AsyncClerkSessions, sid: str
+) -> None:
+    """``first`` and ``second`` send the device's one token at once; ``first``'s answer is
+    held until ``second``'s came back, so Clerk issues ``first``'s token last."""
+    held = fapi.hold("GET /v1/client/sessions/*")
+    pending = asyncio.ensure_future(first.get_session(sid))
+    await anyio.to_thread.run_sync(held.hit.wait, 10)
+    await second.get_session(sid)
+    held.release()
+    await pending
+
+
+async def test_two_answers_to_one_client_token_leave_the_device_on_the_one_clerk_issued_last() -> (
+    None
+):
+    """The soak's lost rotation: keeping the first answer's token strands the device on a
+    token Clerk superseded, and its next call past the grace is signed out."""
+    async with FrontendAPIEmulator(
+        rotate_client_tokens=True, reject_stale_client_tokens=True
+    ) as fapi:
+        device = fapi.sign_in()
+        async with fapi.async_client(device) as clerk:
+            one, two = (clerk.with_client_token(device.client_token) for _ in range(2))
+            await _two_answers_to_one_token(fapi, one, two, device.session_id)
+            assert clerk.client_token == fapi.client_record(device.client_id).current_token
+            fapi.clock.advance(STALE_CLIENT_TOKEN_GRACE + 1)
+            await clerk.get_session(device.session_id)
+    assert [r.status for r in fapi.requests] == [200, 200, 200]
+
+
+async def test_two_processes_answered_for_one_token_agree_on_the_one_clerk_issued_last(
+    redis_server: Any,
+) -> None:
+    from clerk_sessions.redis import RedisStore
+
+    async with FrontendAPIEmulator(
+        rotate_client_tokens=True, reject_stale_client_tokens=True
+    ) as fapi:
+        device = fapi.sign_in()
+        stores = [RedisStore(redis_server.url) for _ in range(2)]
+        async with (
+            fapi.async_client(device, store=stores[0]) as a,
+            fapi.async_client(device, store=stores[1]) as b,
+        ):
+            await _two_answers_to_one_token(fapi, a, b, device.session_id)
+            current = fapi.client_record(device.client_id).current_token
+            fapi.clock.advance(STALE_CLIENT_TOKEN_GRACE + 1)
+            await b.get_session(device.session_id)  # reads the device's token from Redis
+            assert current in fapi.issued_client_tokens()
+            await a.get_session(device.session_id)
+        for store in stores:
+            await store.aclose()
+    assert [r.status for r in fapi.requests] == [200, 200, 200, 200]

@@ -65,6 +65,9 @@ from ._world import (
     totp_code,
 )
 
+HELD_ANSWER_LIMIT = 60.0
+"""A ``hold`` fault's answer goes on by itself after this long (a test that forgot to release
+it fails on its own assertions instead of hanging)."""
 _FORM = "application/x-www-form-urlencoded"
 _JSON = "application/json"
 _SECRET_FORM_FIELDS = frozenset(
@@ -331,7 +334,10 @@ class FrontendAPIEmulator:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        # Answers held up by a delay fault must not outlive the emulator (and change state).
+        # Answers held up by a delay or hold fault must not outlive the emulator (and change
+        # state); a held one's waiting thread is let go.
+        with self._world.lock:
+            self._faults.release_all()
         in_flight = list(self._in_flight)
         for task in in_flight:
             task.cancel()
@@ -635,6 +641,11 @@ class FrontendAPIEmulator:
         """Answer 429 ``too_many_requests`` with ``Retry-After``."""
         return self.inject(Fault(route, times, probability, status=429, retry_after=retry_after))
 
+    def hold(self, route: str, *, times: int | None = 1) -> Fault:
+        """Hold the answer until ``fault.release()`` (``fault.hit`` is set when the request
+        arrives): a test puts two requests in flight at once without timing them."""
+        return self.inject(Fault(route, times, held=True))
+
     def delay(
         self, route: str, seconds: float, *, times: int | None = 1, probability: float = 1.0
     ) -> Fault:
@@ -885,9 +896,13 @@ class FrontendAPIEmulator:
         with self._world.lock:
             fault = self._faults.pick(method, path)
         auth = _Auth()
-        if fault is not None and fault.latency:
+        if fault is not None and (fault.latency or fault.held):
             try:
                 await asyncio.sleep(fault.latency)
+                if fault.held:  # a thread waits, so that the test's own loop can release it
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, fault.released.wait, HELD_ANSWER_LIMIT
+                    )
             except asyncio.CancelledError:  # the client gave up, or the emulator stops
                 self._record(log, None, 0, auth, fault)
                 raise

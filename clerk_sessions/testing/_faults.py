@@ -34,9 +34,10 @@ class Fault:
     e.g. ``"*/tokens"`` or ``"GET /v1/client/sessions/*"``.
 
     It fires ``times`` times (``None``: for ever), each time with ``probability``. ``latency``
-    delays the answer; then at most one failure is sent: ``drop`` (close the socket), ``status``
-    (a Clerk error body, or an HTML page with ``html``; ``retry_after`` adds the header), or
-    ``truncate`` (the real answer, cut in half).
+    delays the answer, ``held`` holds it until the test calls ``release()`` (two requests in
+    flight at once, without timing); then at most one failure is sent: ``drop`` (close the
+    socket), ``status`` (a Clerk error body, or an HTML page with ``html``; ``retry_after`` adds
+    the header), or ``truncate`` (the real answer, cut in half).
     """
 
     route: str
@@ -56,6 +57,13 @@ class Fault:
     hit: threading.Event = attrs.field(factory=threading.Event, repr=False)
     """Set when the rule first hits a request: ``fault.hit.wait(5)`` in a test waits for the
     request to arrive (e.g. before killing the process that sent it), without polling."""
+    held: bool = False
+    released: threading.Event = attrs.field(factory=threading.Event, repr=False)
+    """Set by ``release()``: a ``held`` answer goes on (also set when the emulator stops)."""
+
+    def release(self) -> None:
+        """Let the requests this ``held`` rule holds be answered."""
+        self.released.set()
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
@@ -95,7 +103,12 @@ class FaultPlan:
         return fault
 
     def clear(self) -> None:
+        self.release_all()
         self._rules.clear()
+
+    def release_all(self) -> None:
+        for fault in self._rules:
+            fault.released.set()
 
     def pick(self, method: str, path: str) -> Fault | None:
         for fault in self._rules:
