@@ -49,7 +49,8 @@ from clerk_sessions import (
 from clerk_sessions.redis import RedisStore
 
 GET_TOKEN_HAS_TIMEOUT = "timeout" in inspect.signature(AsyncClerkSessions.get_token).parameters
-"""An upcoming SDK change adds ``get_token(..., timeout=)``; until then ``asyncio.wait_for``."""
+"""``get_token(..., timeout=)`` bounds the call itself; an SDK without it is driven through
+``asyncio.wait_for`` (so the soak can judge an older release too)."""
 HARD_SLACK = 5.0
 """An outer ``wait_for`` at timeout + this bounds every call, even one that ignores its
 timeout (such a call is recorded as past its timeout, not left hanging)."""
@@ -104,6 +105,14 @@ def rss_and_fds() -> tuple[int, int]:
     return rss, fds
 
 
+def object_counts() -> dict[str, int]:
+    import gc
+    from collections import Counter
+
+    gc.collect()
+    return dict(Counter(type(item).__name__ for item in gc.get_objects()))
+
+
 class Worker:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -123,6 +132,7 @@ class Worker:
         trace = os.environ.get("SOAK_TRACEMALLOC")
         self.trace_dir = Path(trace) if trace else None
         self.baseline: Any = None
+        self.types: dict[str, int] = {}
 
     # --- records ---
 
@@ -153,7 +163,8 @@ class Worker:
 
     def write_allocation_growth(self) -> None:
         """With ``SOAK_TRACEMALLOC=DIR``: the lines whose allocations grew most since the
-        warm-up, for finding what holds a worker's memory (diagnosis only: it slows calls)."""
+        warm-up, and the object types whose counts grew most (``gc``), for finding what holds
+        a worker's memory (diagnosis only: tracing slows calls ten times)."""
         if self.trace_dir is None or self.baseline is None:
             return
         import tracemalloc
@@ -163,6 +174,10 @@ class Worker:
         for stat in growth[:25]:
             lines.append(f"{stat.size_diff / 1024:+.0f} KiB in {stat.count_diff:+d} blocks")
             lines.extend(f"    {line}" for line in stat.traceback.format(limit=8))
+        counts = object_counts()
+        grown = sorted(counts, key=lambda name: self.types.get(name, 0) - counts[name])[:30]
+        lines.append("object types grown most since the warm-up:")
+        lines.extend(f"    {name}: {self.types.get(name, 0)} -> {counts[name]}" for name in grown)
         (self.trace_dir / f"worker-{self.index}.txt").write_text("\n".join(lines) + "\n")
 
     # --- one call ---
@@ -405,6 +420,7 @@ class Worker:
                     import tracemalloc
 
                     self.baseline = tracemalloc.take_snapshot()
+                    self.types = object_counts()
             elif sampled_warmup:
                 self.sample("run")
             with contextlib.suppress(TimeoutError):

@@ -58,6 +58,7 @@ def clean_run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], Truth]:
     ]
     samples = [
         {"kind": "sample", "w": 0, "phase": "warmup", "t": START + 1, "rss": 50 << 20, "fds": 20},
+        {"kind": "sample", "w": 0, "phase": "run", "t": START + 5, "rss": 50 << 20, "fds": 20},
         {"kind": "sample", "w": 0, "phase": "end", "t": START + 9, "rss": 51 << 20, "fds": 21},
     ]
     truth = Truth(
@@ -180,13 +181,22 @@ def test_a_stale_client_token_rejection_is_a_lost_rotation() -> None:
 def test_mints_beyond_one_per_lifetime_fail_and_growth_fails_the_resource_rows() -> None:
     calls, samples, truth = clean_run()
     truth.mints = truth.mints * 3  # 10 s, one key: one lifetime allows one mint
-    samples[1].update(rss=200 << 20, fds=99)
+    samples[2].update(rss=200 << 20, fds=99)
     report = judge(calls, [], samples, truth)
     assert failing(report) == {
         "mints within bound",
-        "worker RSS flat (warm-up -> end)",
+        "worker RSS flat (halfway -> end)",
         "worker open files flat (warm-up -> end)",
     }
+
+
+def test_caches_filling_before_halfway_pass_the_rss_row_and_growth_after_it_fails() -> None:
+    calls, samples, truth = clean_run()
+    samples[1].update(rss=200 << 20)  # bounded caches full by halfway, then flat
+    samples[2].update(rss=210 << 20)
+    assert judge(calls, [], samples, truth).ok
+    samples[2].update(rss=260 << 20)  # still growing once they are full: a leak
+    assert failing(judge(calls, [], samples, truth)) == {"worker RSS flat (halfway -> end)"}
 
 
 def test_the_fault_schedule_is_seeded_and_keeps_clock_jumps_out_of_the_rotation_phase() -> None:
