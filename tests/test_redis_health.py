@@ -105,6 +105,7 @@ async def preload_scripts(store: RedisStore) -> None:
 # -- (a) a 15 ms round trip: one mint, never down -------------------------------------------
 
 
+@pytest.mark.serial
 def test_fresh_worker_processes_over_a_15_ms_link_mint_once_and_never_go_down(
     redis_server: RedisServer, slow_link: RedisProxy
 ) -> None:
@@ -133,6 +134,7 @@ def test_fresh_worker_processes_over_a_15_ms_link_mint_once_and_never_go_down(
     assert slow_link.connections >= 3  # every worker went through the slow link
 
 
+@pytest.mark.serial
 async def test_three_clients_over_a_15_ms_link_mint_once_and_never_go_down(
     slow_link: RedisProxy, emulator: FrontendAPIEmulator, logs: LogWatcher
 ) -> None:
@@ -166,6 +168,7 @@ async def test_three_clients_over_a_15_ms_link_mint_once_and_never_go_down(
 # -- (b) one slow answer is not an outage; (c) three failures in a row are -------------------
 
 
+@pytest.mark.serial
 async def test_one_slow_answer_does_not_mark_redis_down(
     proxy: RedisProxy, logs: LogWatcher
 ) -> None:
@@ -322,6 +325,7 @@ def tls_server(tmp_path: Path) -> Iterator[RedisServer]:
         raise
 
 
+@pytest.mark.serial
 async def test_a_rediss_store_on_loopback_works_and_is_not_taken_for_down(
     tls_server: RedisServer, emulator: FrontendAPIEmulator, logs: LogWatcher
 ) -> None:
@@ -358,6 +362,7 @@ async def test_a_rediss_store_on_loopback_works_and_is_not_taken_for_down(
 # -- (f) a blocked event loop is not a Redis failure ----------------------------------------
 
 
+@pytest.mark.serial
 async def test_a_call_timed_out_by_a_blocked_event_loop_is_not_counted(
     proxy: RedisProxy, logs: LogWatcher
 ) -> None:

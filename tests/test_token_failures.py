@@ -224,6 +224,7 @@ async def test_a_batch_against_a_refused_port_stops_sending_and_every_item_gets_
     assert len(sleep.delays) <= BREAKER_FAILURES - 1
 
 
+@pytest.mark.serial
 async def test_a_batch_against_a_server_that_hangs_up_makes_few_connection_attempts(
     clock: FakeClock,
 ) -> None:
@@ -250,7 +251,10 @@ async def test_a_batch_against_a_server_that_hangs_up_makes_few_connection_attem
     finally:
         listener.close()
         await listener.wait_closed()
-    assert (summary.ok, summary.failed) == (0, {"APIConnectionError": 5000})
+    assert summary.ok == 0
+    assert sum(summary.failed.values()) == 5000
+    # Hung up on (a connect the loaded machine was slow to finish may time out instead).
+    assert set(summary.failed) <= {"APIConnectionError", "APITimeoutError"}
     # Each worker's first request, and a retry of the failures before the breaker opened.
     assert 64 <= accepted <= 64 + BREAKER_FAILURES - 1
 

@@ -16,6 +16,8 @@ from clerk_sessions.testing import FrontendAPIEmulator, RedisServer, SignedIn
 
 from .worker_process import Worker
 
+pytestmark = pytest.mark.serial  # real worker processes, judged at a normal load
+
 
 @pytest.fixture
 def fapi() -> Iterator[FrontendAPIEmulator]:
