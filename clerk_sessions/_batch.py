@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import _constants
-from ._errors import APIConnectionError, ConfigurationError
+from ._errors import APIConnectionError
 from ._logging import log_callback_error
 from ._runtime import Runtime
 from ._types import UNSET, Unset
+from ._validate import count
 
 if TYPE_CHECKING:
     from .models import Token
@@ -180,8 +181,7 @@ def _start(
     it fails, and ``_DONE`` when the input is exhausted. With ``tally``, a result is only the
     request's error (``None`` when it succeeded), handed to ``tally``: no TokenRequest or
     TokenResult is built for a batch that only counts."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    count("concurrency", concurrency)
     total = len(requests) if hasattr(requests, "__len__") else None  # type: ignore[arg-type]
     # A plain iterable is read without awaiting, so workers need no lock to share it; an async
     # one is read under a lock (an async generator refuses a second concurrent anext).

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 from collections.abc import (
     AsyncIterable,
@@ -75,6 +74,7 @@ from ._types import (
     TouchIntent,
     Unset,
 )
+from ._validate import count, is_number, seconds
 from ._wire import api_error, build_request, client_token_problem, parse_success
 from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
 
@@ -105,7 +105,7 @@ _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 def _coerce_timeout(value: float | Timeout, name: str = "timeout") -> Timeout:
     if isinstance(value, Timeout):
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise ConfigurationError(
             f"{name} must be a number of seconds or a clerk_sessions.Timeout, got {value!r} "
             "(there is no 'no timeout'; pass a large number if you really mean it)"
@@ -116,9 +116,7 @@ def _coerce_timeout(value: float | Timeout, name: str = "timeout") -> Timeout:
 
 
 def _check_max_retries(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")
-    return value
+    return count("max_retries", value, minimum=0)
 
 
 def _check_client_token(token: object) -> str | None:
@@ -129,20 +127,6 @@ def _check_client_token(token: object) -> str | None:
         raise ConfigurationError(f"client_token: {problem} (or pass None for no token).")
     assert isinstance(token, str)
     return token
-
-
-def _check_seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < 0:
-        raise ConfigurationError(f"{name} must be >= 0 seconds, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
-    return value
 
 
 def _session_minter_setting(value: bool | None) -> bool:
@@ -343,15 +327,15 @@ class AsyncClerkSessions:
         token when minting); ``None`` reads env ``CLERK_SESSION_MINTER``, else False.
         ``store``: where session tokens are kept (default: in this process). ``_runtime`` is
         for tests: the clocks, sleep and randomness (see ``_runtime``)."""
-        leeway = _check_seconds("token_leeway", token_leeway)
-        refresh_ahead = _check_seconds("token_refresh_ahead", token_refresh_ahead)
+        leeway = seconds("token_leeway", token_leeway)
+        refresh_ahead = seconds("token_refresh_ahead", token_refresh_ahead)
         if leeway > refresh_ahead:
             raise ConfigurationError(
                 "token_leeway must not exceed token_refresh_ahead (a token is refreshed before "
                 f"it becomes unusable), got {token_leeway!r} and {token_refresh_ahead!r}"
             )
-        _check_count("token_cache_size", token_cache_size)
-        _check_count("max_connections", max_connections)
+        count("token_cache_size", token_cache_size)
+        count("max_connections", max_connections)
         if not isinstance(api_version, str) or not api_version.strip():
             raise ConfigurationError(f"api_version must be a non-empty str, got {api_version!r}")
         if store is not None and not isinstance(store, Store):
@@ -596,12 +580,15 @@ class AsyncClerkSessions:
                         jwt = result.jwt  # type: ignore[attr-defined]
                         shared.tokens.note_seen(device.key, session_id, jwt)
                     return result
-                error = api_error(operation, status, headers, raw.body, secrets=secrets)
+                error = api_error(
+                    operation, status, headers, raw.body, secrets=secrets, now=runtime.wall()
+                )
                 _log_response(operation, status, monotonic() - started, retries, error)
                 if minting and query is None and _asks_for_expired_token(error):
                     expired = await self._expired_token(path_args, error)
                     query = {"expired_token": expired}
-                    retries += 1  # a protocol step, not a retry of the budget: sent at once
+                    # A protocol step, not a retry: sent at once, once per call (the query is
+                    # set now), and not counted in max_retries, retries_taken or on_retry.
                     continue
                 if isinstance(error, RateLimitError):  # api_error already read Retry-After
                     retry_after = error.retry_after

@@ -19,6 +19,7 @@ request and is never stored on a step, logged, or put into an error.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -33,6 +34,7 @@ from ._errors import (
 )
 from ._logging import logger
 from ._types import UNSET
+from ._validate import count, is_number
 from .models import Envelope, Session, SessionReverification, SignInFactor
 
 if TYPE_CHECKING:
@@ -326,10 +328,7 @@ def _check_codes(codes: object) -> None:
 
 
 def _check_max_attempts(max_attempts: object) -> int:
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ConfigurationError(
-            f"max_attempts must be an int of at least 1 (attempts per factor), got {max_attempts!r}"
-        )
+    return count("max_attempts", max_attempts, unit="attempts per factor")
     return max_attempts
 
 
@@ -571,11 +570,7 @@ def _check_rule(rule: object) -> tuple[str, float]:
         return preset
     if isinstance(rule, Sequence) and len(rule) == 2:
         level, max_age = rule
-        if level in LEVELS and (
-            isinstance(max_age, int | float)
-            and not isinstance(max_age, bool)
-            and 0 < max_age < float("inf")
-        ):
+        if level in LEVELS and is_number(max_age) and 0 < max_age < math.inf:
             return str(level), float(max_age)
     raise ConfigurationError(
         f"rule must be a preset ({', '.join(REVERIFICATION_PRESETS)}) or (level, "
@@ -598,7 +593,7 @@ def _ages(session: object) -> tuple[int, int]:
     values += [-1, -1]
 
     def minutes(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not is_number(value):
             return -1  # fail closed: an age we cannot read is "never verified"
         return int(value)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import math
 from typing import Final, Literal, TypeVar
 
 import attrs
@@ -45,20 +44,11 @@ class Timeout:
     connect: float | None = None
 
     def __attrs_post_init__(self) -> None:
-        for name in ("total", "connect"):
-            value = getattr(self, name)
-            if value is None and name == "connect":
-                continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 < value < math.inf  # also refuses NaN
-            ):
-                from ._errors import ConfigurationError
+        from ._validate import seconds  # _validate needs _errors, which needs this module
 
-                raise ConfigurationError(
-                    f"Timeout.{name} must be a positive, finite number of seconds, got {value!r}"
-                )
+        seconds("Timeout.total", self.total, positive=True)
+        if self.connect is not None:
+            seconds("Timeout.connect", self.connect, positive=True)
 
 
 # Request enums: the spec's values for autocompletion, ``str`` so a value Clerk adds later can be

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -279,12 +278,13 @@ def api_error(
     body: bytes,
     *,
     secrets: tuple[str | None, ...] = (),
-    now: float | None = None,
+    now: float,
 ) -> ClerkAPIError:
     """The typed error for a non-2xx response; never fails, whatever the body holds.
 
     ``operation`` is a row of the operations table, or the name of a call outside it (the
-    Backend API calls of ``clerk_sessions.admin``)."""
+    Backend API calls of ``clerk_sessions.admin``). ``now`` is the caller's wall clock (Unix
+    time: a date-form ``Retry-After`` is counted from it); this module reads no clock."""
     errors: ClerkErrors | None = None
     try:
         data = orjson.loads(body) if body else None
@@ -311,6 +311,6 @@ def api_error(
         kwargs["body_excerpt"] = excerpt(body, secrets, BODY_EXCERPT_CHARS)
     cls = error_class_for_status(status)
     if cls is RateLimitError:
-        retry_after = parse_retry_after(headers, time.time() if now is None else now)
+        retry_after = parse_retry_after(headers, now)
         return RateLimitError(status, retry_after=retry_after, **kwargs)
     return cls(status, **kwargs)

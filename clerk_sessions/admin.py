@@ -68,6 +68,7 @@ from ._model_base import redacted_repr
 from ._redact import excerpt, redact_text
 from ._retry import parse_retry_after, plan_retry, retry_reason
 from ._sync import ClerkSessions
+from ._validate import count, seconds
 from ._wire import CONTROL_CHARACTER, api_error
 from .models import Envelope, SignIn
 
@@ -205,14 +206,12 @@ class _Backend:
 def _backend(
     secret_key: str | None, backend_api_url: str | None, timeout: float, max_retries: int
 ) -> _Backend:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    seconds_ = seconds("timeout", timeout, positive=True)
+    count("max_retries", max_retries, minimum=0)
     return _Backend(
         _secret_key(secret_key),
         _server_url(backend_api_url),
-        float(timeout),
+        seconds_,
         max_retries,
     )
 
@@ -290,13 +289,7 @@ def _check_user_id(user_id: object) -> str:
 
 
 def _check_expires(expires_in_seconds: object) -> int:
-    if (
-        isinstance(expires_in_seconds, bool)
-        or not isinstance(expires_in_seconds, int)
-        or expires_in_seconds < 1
-    ):
-        raise ValueError(f"expires_in_seconds must be an int >= 1, got {expires_in_seconds!r}")
-    return expires_in_seconds
+    return count("expires_in_seconds", expires_in_seconds)
 
 
 def _token_id_segment(sign_in_token_id: object) -> str:
@@ -380,7 +373,9 @@ def _translate(
     if isinstance(error, models.ClerkBaseError):
         body = (error.body or "").encode("utf-8", "replace")
         if error.status_code >= 400:
-            result = api_error(operation, error.status_code, error.headers, body, secrets=secrets)
+            result = api_error(
+                operation, error.status_code, error.headers, body, secrets=secrets, now=time.time()
+            )
         else:
             result = ResponseValidationError(
                 "the Backend API's answer is not the documented sign-in token",

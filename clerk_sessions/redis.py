@@ -135,6 +135,7 @@ from ._logging import logger
 from ._runtime import bounded
 from ._store import MemoryStore, Store
 from ._types import UNSET
+from ._validate import seconds
 
 __all__ = ["RedisStore"]
 
@@ -494,15 +495,7 @@ class _Loop:
 
 
 def _seconds(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 < value < float("inf")
-    ):
-        raise ConfigurationError(
-            f"RedisStore {name} must be a positive number of seconds, got {value!r}."
-        )
-    return float(value)
+    return seconds(f"RedisStore {name}", value, positive=True)
 
 
 class RedisStore(Store):

@@ -305,7 +305,11 @@ def test_backend_api_url_gets_v1_once(given: str | None, server_url: str) -> Non
         ({"expires_in_seconds": True}, ValueError, "expires_in_seconds"),
         ({"expires_in_seconds": 1.5}, ValueError, "expires_in_seconds"),
         ({"timeout": 0}, ConfigurationError, "timeout"),
+        ({"timeout": float("inf")}, ConfigurationError, "finite number of seconds"),
+        ({"timeout": float("nan")}, ConfigurationError, "finite number of seconds"),
+        ({"timeout": True}, ConfigurationError, "timeout"),
         ({"max_retries": -1}, ConfigurationError, "max_retries"),
+        ({"max_retries": True}, ConfigurationError, "max_retries"),
     ],
 )
 async def test_bad_arguments_fail_before_any_request(

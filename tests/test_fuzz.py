@@ -23,6 +23,7 @@ import email.utils
 import functools
 import gzip
 import threading
+import time
 import traceback
 import zlib
 from collections import deque
@@ -666,7 +667,9 @@ def test_header_dates_are_tolerated_at_the_edges() -> None:
     op = OPERATIONS["get_session"]
     edge = [datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, tzinfo=timezone.utc)]
     for dt in [*edge, datetime.now(timezone.utc) + timedelta(seconds=30)]:
-        error, exc = outcome(lambda: api_error(op, 429, {"Retry-After": http_date(dt)}, b""))  # noqa: B023
+        headers = {"Retry-After": http_date(dt)}
+        now = time.time()
+        error, exc = outcome(lambda: api_error(op, 429, headers, b"", now=now))  # noqa: B023
         assert exc is None, describe(exc)
         assert isinstance(error, RateLimitError)
         assert error.retry_after is None or error.retry_after >= 0

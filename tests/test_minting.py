@@ -36,6 +36,7 @@ from clerk_sessions import (
     TokenRequest,
     UnprocessableEntityError,
 )
+from clerk_sessions._runtime import Runtime
 from clerk_sessions.testing import FrontendAPIEmulator, SignedIn
 
 from . import payloads
@@ -266,6 +267,43 @@ async def test_a_server_that_keeps_asking_gets_exactly_one_retry(server: MintSer
             await clerk.create_session_token("sess_1")
     assert raised.value.code == "missing_expired_token"
     assert [s.query.get("expired_token") for s in server.mints()] == [None, server.last_active]
+
+
+async def test_the_expired_token_step_is_not_a_retry_of_the_budget(server: MintServer) -> None:
+    """422 missing_expired_token, then 503, 503, 200 with max_retries=2: the step is a protocol
+    exchange (sent at once, once per call), so both 503s are retried, announced as retries 1
+    and 2 of 2, and the call succeeds with retries_taken == 2."""
+    answers = [503, 503]
+
+    async def flaky(request: web.Request) -> web.StreamResponse:
+        if answers:
+            return web.json_response(payloads.clerk_errors(), status=answers.pop(0))
+        minted = session_jwt("sess_1", "after-two-503s")
+        server.minted.append(minted)
+        return web.json_response({"object": "token", "jwt": minted})
+
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    server.on_retry = flaky
+    events: list[str] = []
+    async with client_of(
+        server,
+        max_retries=2,
+        on_retry=lambda event: events.append(f"{event.retry} of {event.max_retries}"),
+        _runtime=Runtime(sleep=no_sleep),
+    ) as clerk:
+        await clerk.get_session("sess_1")
+        token = await clerk.create_session_token("sess_1")
+    assert token.jwt == server.minted[-1]
+    assert token.retries_taken == 2
+    assert events == ["1 of 2", "2 of 2"]
+    assert [s.query.get("expired_token") is not None for s in server.mints()] == [
+        False,
+        True,
+        True,
+        True,
+    ]
 
 
 # -- the Session Minter: the previous token in the body ------------------------------------------

@@ -7,6 +7,7 @@ the delays the SDK chose, never wall time.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 from typing import Any
 
@@ -208,6 +209,27 @@ async def test_429_with_retry_after_waits_what_the_server_asks(
     token = await retrying.create_session_token("sess_1")
     assert token.retries_taken == 1
     assert fake_sleep.delays == [1.0]
+
+
+async def test_a_dated_retry_after_is_counted_from_the_clients_own_wall_clock(
+    fapi: FakeFrontendAPI, make_clerk: MakeClerk, fake_sleep: FakeSleep
+) -> None:
+    """Retry-After as an HTTP date: the wait is that date minus the runtime's wall clock (an
+    injected one here, far from the real time), for the sleep and for the error alike."""
+    wall = 1_700_000_000.0
+    date = email.utils.formatdate(wall + 7, usegmt=True)
+    for _ in range(2):
+        fapi.reply(429, payloads.clerk_errors("too_many_requests"), headers={"Retry-After": date})
+    async with make_clerk(
+        frontend_api_url=fapi.url,
+        client_token="tok",
+        max_retries=1,
+        _runtime=Runtime(sleep=fake_sleep, wall=lambda: wall),
+    ) as clerk:
+        with pytest.raises(RateLimitError) as raised:
+            await clerk.get_session("sess_1")
+    assert fake_sleep.delays == [7.0]
+    assert raised.value.retry_after == 7.0
 
 
 async def test_429_with_a_retry_after_beyond_the_cap_fails_at_once(

@@ -561,7 +561,7 @@ async def test_a_clerk_step_up_demand_is_met_and_the_call_repeated(
 
 def permission_denied(body: dict[str, Any]) -> PermissionDeniedError:
     """A 403 exactly as the SDK builds it from Clerk's answer."""
-    error = api_error(ops.GET_SESSION, 403, {}, orjson.dumps(body))
+    error = api_error(ops.GET_SESSION, 403, {}, orjson.dumps(body), now=0.0)
     assert isinstance(error, PermissionDeniedError)
     return error
 

@@ -543,7 +543,7 @@ def test_a_token_echoed_in_trace_id_or_meta_is_masked() -> None:
             "clerk_trace_id": TOKEN,
         }
     )
-    error = api_error(OPERATIONS["get_session"], 401, {}, body, secrets=(TOKEN,))
+    error = api_error(OPERATIONS["get_session"], 401, {}, body, secrets=(TOKEN,), now=0.0)
     assert isinstance(error, AuthenticationError)
     for text in (str(error), repr(error), repr(error.errors), repr(error.meta)):
         assert TOKEN not in text

@@ -134,7 +134,7 @@ def test_an_error_body_nested_as_deep_as_json_allows_still_gives_a_redacted_type
     meta = '{"a":' * depth + '"leaked canary-secret"' + "}" * depth
     body = f'{{"errors":[{{"code":"c","message":"m","meta":{meta}}}]}}'.encode()
 
-    error = api_error(GET_SESSION, 400, {}, body, secrets=("canary-secret",))
+    error = api_error(GET_SESSION, 400, {}, body, secrets=("canary-secret",), now=0.0)
 
     assert isinstance(error, BadRequestError)
     inner = error.errors[0].meta
