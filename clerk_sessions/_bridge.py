@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._client import AsyncClerkSessions
-from ._errors import APIConnectionError, ConfigurationError
+from ._errors import APIConnectionError
 from ._store import Store
 from ._transport import Transport
 from ._types import ReverificationLevel
@@ -268,13 +268,7 @@ class SyncClient:
     _finalizer: weakref.finalize[Any, Any] | None
 
     def __init__(self, core: AsyncClerkSessions) -> None:
-        transport = core._shared.transport
-        if not transport.owns_session:
-            raise ConfigurationError(
-                "http_session is for AsyncClerkSessions: an aiohttp ClientSession is bound to the "
-                "event loop that created it, and ClerkSessions runs loops of its own. Leave it "
-                "unset."
-            )
+        transport = core._shared.transport  # its own pool: the facade takes no http_session
         transport.allow_many_loops()
         self._init_view(core, LoopRuntime(transport, core._shared.store), root=None)
         core._shared.run_background_on(self._runtime.spawn)

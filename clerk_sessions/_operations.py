@@ -261,6 +261,3 @@ SIGN_IN_WITH_TICKET = Operation(
     required_body=frozenset({"strategy"}),
     secret_body=frozenset({"ticket"}),
 )
-
-SIGN_IN_OPERATIONS: Mapping[str, Operation[Any]] = {SIGN_IN_WITH_TICKET.name: SIGN_IN_WITH_TICKET}
-"""Operations of the sign-in spec the SDK calls (checked against that spec by the tests)."""

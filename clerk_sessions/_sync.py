@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from ._bridge import SyncClient
 from ._client import AsyncClerkSessions, RetryCallback
 from ._constants import (
@@ -65,7 +63,6 @@ class ClerkSessions(SyncClient):
         api_version: str = DEFAULT_API_VERSION,
         timeout: float | Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        http_session: aiohttp.ClientSession | None = None,
         on_retry: RetryCallback | None = None,
         max_connections: int = DEFAULT_CONNECTION_LIMIT,
         token_leeway: float = DEFAULT_TOKEN_LEEWAY,
@@ -88,7 +85,6 @@ class ClerkSessions(SyncClient):
                 api_version=api_version,
                 timeout=timeout,
                 max_retries=max_retries,
-                http_session=http_session,
                 on_retry=on_retry,
                 max_connections=max_connections,
                 token_leeway=token_leeway,

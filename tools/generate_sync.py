@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
+import copy
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,9 +207,36 @@ def render_member(
     return lines, needs
 
 
+ASYNC_ONLY_PARAMETERS = frozenset({"http_session"})
+"""Constructor parameters the blocking client leaves out: an aiohttp ``ClientSession`` is bound
+to the event loop that made it, and the blocking client runs loops of its own."""
+
+
+def without_async_only(func: ast.FunctionDef) -> ast.FunctionDef:
+    """``__init__`` without the async-only keyword parameters (and their defaults)."""
+    kept = [
+        (arg, default)
+        for arg, default in zip(func.args.kwonlyargs, func.args.kw_defaults, strict=True)
+        if arg.arg not in ASYNC_ONLY_PARAMETERS
+    ]
+    args = ast.arguments(
+        posonlyargs=func.args.posonlyargs,
+        args=func.args.args,
+        vararg=None,
+        kwonlyargs=[arg for arg, _ in kept],
+        kw_defaults=[default for _, default in kept],
+        kwarg=None,
+        defaults=func.args.defaults,
+    )
+    trimmed = copy.copy(func)
+    trimmed.args = args
+    return trimmed
+
+
 def render_init(func: ast.FunctionDef, rename: Renamer) -> tuple[list[str], list[ast.AST]]:
     if func.args.args[1:] or func.args.vararg or func.args.kwarg:
         raise GenerationError("__init__ must take keyword-only arguments only")
+    func = without_async_only(func)
     lines = [render_signature(func, "None")]
     lines += [f"    {line}" for line in docstring_lines(func, rename)]
     lines.append(f"    super().__init__({ASYNC_CLASS}({forward_arguments(func.args)}))")
