@@ -182,6 +182,11 @@ def _start(
     request's error (``None`` when it succeeded), handed to ``tally``: no TokenRequest or
     TokenResult is built for a batch that only counts."""
     count("concurrency", concurrency)
+    if isinstance(requests, str | bytes):  # iterable, one character per "session id"
+        raise TypeError(
+            "requests must be an iterable of session ids or TokenRequests, not one "
+            f"{type(requests).__name__}: pass [{requests!r}] for a single session"
+        )
     total = len(requests) if hasattr(requests, "__len__") else None  # type: ignore[arg-type]
     # A plain iterable is read without awaiting, so workers need no lock to share it; an async
     # one is read under a lock (an async generator refuses a second concurrent anext).

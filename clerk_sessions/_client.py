@@ -74,7 +74,8 @@ from ._types import (
     TouchIntent,
     Unset,
 )
-from ._validate import count, is_number, seconds
+from ._validate import api_version as validate_api_version
+from ._validate import callback, count, is_number, seconds
 from ._wire import api_error, build_request, client_token_problem, parse_success
 from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
 
@@ -336,8 +337,9 @@ class AsyncClerkSessions:
             )
         count("token_cache_size", token_cache_size)
         count("max_connections", max_connections)
-        if not isinstance(api_version, str) or not api_version.strip():
-            raise ConfigurationError(f"api_version must be a non-empty str, got {api_version!r}")
+        validate_api_version(api_version)
+        callback("on_client_token", on_client_token)
+        callback("on_retry", on_retry)
         if store is not None and not isinstance(store, Store):
             raise ConfigurationError(
                 f"store must be a clerk_sessions Store, got {type(store).__name__}"
@@ -432,6 +434,7 @@ class AsyncClerkSessions:
         does not close the shared pool; closing the parent does.
         """
         device = self._shared.devices.device_for(_check_client_token(client_token))
+        callback("on_client_token", on_client_token)
         if on_client_token is not None:
             device.callback = on_client_token
         return self._view(self._shared, device)

@@ -80,7 +80,9 @@ def frontend_api_url_from_key(key: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    """``localhost`` itself and literal loopback addresses: a name such as ``x.localhost`` may
+    be resolved through DNS to anywhere, so it is not loopback here (it needs https)."""
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

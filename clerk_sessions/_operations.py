@@ -43,6 +43,7 @@ class Operation(Generic[R]):
         "operation_id",
         "path",
         "path_params",
+        "protocol_body",
         "required_body",
         "response_type",
         "retry_safe",
@@ -81,6 +82,8 @@ class Operation(Generic[R]):
         self.form_fields = body + protocol_body
         """What may be sent: the spec's fields, then fields the SDK fills in itself because
         Clerk's protocol asks for them but the spec does not list them (``fapi-protocol.md``)."""
+        self.protocol_body = frozenset(protocol_body)
+        """The SDK's own fields among them (the only ones that may be booleans)."""
         self.required_body = required_body
         self.headers: Mapping[str, str] = headers or {}
         """Header parameters: Python keyword → HTTP header name."""

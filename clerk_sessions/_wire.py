@@ -28,6 +28,7 @@ from ._operations import Operation, R
 from ._redact import excerpt, redact_headers, redact_text
 from ._retry import parse_retry_after
 from ._types import UNSET
+from ._validate import extra_headers as validate_extra_headers
 from .models import ClerkErrors
 
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
@@ -109,16 +110,20 @@ def encode_path_segment(name: str, value: object) -> str:
     return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
-def encode_form_value(name: str, value: object) -> str:
-    """Form encoding as clerk-js does it: None → empty, booleans lowercase, enums by value."""
+def encode_form_value(name: str, value: object, *, protocol: bool = False) -> str:
+    """Form encoding as clerk-js does it: None → empty, booleans lowercase, enums by value.
+
+    Every field a caller fills is text (an id, a strategy, a code): a bool or a number there
+    is a mistake (``organization_id=True`` would be sent as ``true``), so only the SDK's own
+    protocol fields (``force_origin``) may be booleans."""
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, enum.Enum):
         value = value.value
-    if isinstance(value, str | int):
-        return str(value)
+    if isinstance(value, str):
+        return value
+    if protocol and isinstance(value, bool):
+        return "true" if value else "false"
     raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
 
 
@@ -153,14 +158,8 @@ def build_request(
                 )
 
     request_headers = dict(headers)
-    if extra_headers:
-        for key, value in extra_headers.items():
-            if key.lower() in _RESERVED_HEADERS:
-                raise ConfigurationError(
-                    f"extra_headers may not set {key!r}: the client manages it "
-                    "(use with_client_token() for another client token)."
-                )
-            request_headers[key] = value
+    if extra_headers is not None:
+        request_headers.update(validate_extra_headers(extra_headers, _RESERVED_HEADERS))
     # Native auth: always present, empty before the first client exists (FAPI then mints one).
     request_headers["Authorization"] = client_token or ""
 
@@ -170,7 +169,7 @@ def build_request(
     if method != "GET":
         request_headers["Content-Type"] = FORM_CONTENT_TYPE
         fields = [
-            (name, encode_form_value(name, given))
+            (name, encode_form_value(name, given, protocol=name in operation.protocol_body))
             for name in operation.form_fields
             if (given := body_args.get(name, UNSET)) is not UNSET
         ]

@@ -58,12 +58,21 @@ class Color(str, enum.Enum):
     RED = "red"
 
 
-@pytest.mark.parametrize(
-    ("value", "encoded"),
-    [(None, ""), (True, "true"), (False, "false"), ("x", "x"), (7, "7"), (Color.RED, "red")],
-)
+@pytest.mark.parametrize(("value", "encoded"), [(None, ""), ("x", "x"), (Color.RED, "red")])
 def test_encode_form_value(value: object, encoded: str) -> None:
     assert encode_form_value("f", value) == encoded
+
+
+@pytest.mark.parametrize("value", [True, False, 7, 1.5, b"x"])
+def test_a_caller_field_is_text_a_bool_or_number_is_refused(value: object) -> None:
+    """``organization_id=True`` would go out as ``true``: refused before any I/O."""
+    with pytest.raises(TypeError, match="organization_id must be a str or None"):
+        encode_form_value("organization_id", value)
+
+
+@pytest.mark.parametrize(("value", "encoded"), [(True, "true"), (False, "false")])
+def test_the_sdks_own_protocol_fields_may_be_booleans(value: bool, encoded: str) -> None:
+    assert encode_form_value("force_origin", value, protocol=True) == encoded
 
 
 def test_build_request_is_pure_and_complete() -> None:
