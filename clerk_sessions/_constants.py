@@ -1,4 +1,8 @@
-"""Every default in one place. Change a number here, and only here."""
+"""Every default a caller can change (a constructor or call parameter, an environment variable)
+and every tuning number more than one module uses, in one place: change it here, and only here.
+
+A module's private protocol facts (reverification levels, the bodies' field names, an internal
+batch size) stay beside the code they describe."""
 
 from __future__ import annotations
 
@@ -109,5 +113,17 @@ ENV_FRONTEND_API_URL: Final = "CLERK_FRONTEND_API_URL"
 ENV_CLIENT_TOKEN: Final = "CLERK_CLIENT_TOKEN"
 ENV_LOG: Final = "CLERK_SESSIONS_LOG"
 ENV_SESSION_MINTER: Final = "CLERK_SESSION_MINTER"
+ENV_SECRET_KEY: Final = "CLERK_SECRET_KEY"
+ENV_BACKEND_API_URL: Final = "CLERK_BACKEND_API_URL"
+
+# clerk_sessions.admin (sign-in tickets through the Backend API).
+DEFAULT_BACKEND_API_URL: Final = "https://api.clerk.com"
+# Seconds a ticket made there lives unless told otherwise: @clerk/testing's choice (the Backend
+# API's own default is 30 days, far longer than a sign-in that follows at once needs).
+DEFAULT_SIGN_IN_TOKEN_LIFETIME: Final = 300
+
+# reverify(): the strategies it can drive, in its default order of preference.
+DEFAULT_FIRST_FACTOR_STRATEGIES: Final = ("email_code", "phone_code", "password")
+DEFAULT_SECOND_FACTOR_STRATEGIES: Final = ("totp", "phone_code", "backup_code")
 
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"

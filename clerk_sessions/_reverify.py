@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 import attrs
 import orjson
 
+from ._constants import DEFAULT_FIRST_FACTOR_STRATEGIES, DEFAULT_SECOND_FACTOR_STRATEGIES
 from ._errors import (
     ClerkSessionsError,
     ConfigurationError,
@@ -61,10 +62,6 @@ SECOND_FACTOR: Final = "second_factor"
 MULTI_FACTOR: Final = "multi_factor"
 LEVELS: Final = (FIRST_FACTOR, SECOND_FACTOR, MULTI_FACTOR)
 
-DEFAULT_FIRST_FACTOR_STRATEGIES: Final = ("email_code", "phone_code", "password")
-"""The first-factor strategies ``reverify`` can drive, in its default order of preference."""
-DEFAULT_SECOND_FACTOR_STRATEGIES: Final = ("totp", "phone_code", "backup_code")
-"""The second-factor strategies ``reverify`` can drive, in its default order of preference."""
 
 _STAGE_STRATEGIES: Final = {
     FIRST_FACTOR: DEFAULT_FIRST_FACTOR_STRATEGIES,

@@ -54,7 +54,15 @@ import attrs
 
 from ._client import AsyncClerkSessions
 from ._config import _is_loopback
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_PUBLISHABLE_KEY
+from ._constants import (
+    DEFAULT_BACKEND_API_URL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_SIGN_IN_TOKEN_LIFETIME,
+    DEFAULT_TIMEOUT,
+    ENV_BACKEND_API_URL,
+    ENV_PUBLISHABLE_KEY,
+    ENV_SECRET_KEY,
+)
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -94,12 +102,6 @@ __all__ = [
     "sign_in_user_sync",
 ]
 
-ENV_SECRET_KEY: Final = "CLERK_SECRET_KEY"
-ENV_BACKEND_API_URL: Final = "CLERK_BACKEND_API_URL"
-DEFAULT_BACKEND_API_URL: Final = "https://api.clerk.com"
-DEFAULT_SIGN_IN_TOKEN_LIFETIME: Final = 300
-"""Seconds a ticket made here lives unless told otherwise: @clerk/testing's choice (the Backend
-API's own default is 30 days, far longer than a sign-in that follows at once needs)."""
 
 _INSTALL_HINT: Final = (
     'clerk_sessions.admin needs the "admin" extra (Clerk\'s clerk-backend-api package): '
