@@ -326,7 +326,6 @@ def _check_codes(codes: object) -> None:
 
 def _check_max_attempts(max_attempts: object) -> int:
     return count("max_attempts", max_attempts, unit="attempts per factor")
-    return max_attempts
 
 
 def _check_strategies(strategies: Sequence[str] | str | None) -> dict[str, tuple[str, ...]]:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import getpass
 import io
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ import pytest
 
 from clerk_sessions.cli import (
     EXIT_API_ERROR,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
     EXIT_NETWORK_ERROR,
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -565,7 +570,8 @@ def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
         "verified with the JWKS",
         "Mint a token with a JWT template",
         "Batch refresh: 300 tokens",
-        "300 tokens minted and their signatures verified",
+        "300 tokens returned and their signatures verified",
+        " mints: a request for a session whose token is being minted waits for that mint",
         "Multi-factor reverification",
         "complete",
         "to [0, 0]",
@@ -588,6 +594,12 @@ def test_demo_json_summary_on_stdout_tour_on_stderr(capsys: pytest.CaptureFixtur
     assert all(calls > 0 for calls in summary["operations"].values())
     assert summary["batch"]["ok"] == 50
     assert "Batch refresh" in captured.err
+    # One token per request, but requests in flight for one session share its mint: the tour
+    # says how many mints there were, and never calls every result a mint.
+    mints = summary["batch"]["mints"]
+    assert 5 <= mints < 50  # each of the five sessions at least once
+    assert f"They took {mints:,} mints" in captured.err
+    assert "tokens minted" not in captured.err
 
 
 # --- entry points as real processes ----------------------------------------------------------
@@ -623,6 +635,48 @@ def test_python_dash_m_runs_the_command_line(world: World) -> None:
     assert missing.returncode == EXIT_API_ERROR
     assert "resource_not_found" in missing.stderr
     assert world.device.client_token not in missing.stdout + missing.stderr
+
+
+def _cli_process(world: World, command: list[str], **options: Any) -> subprocess.Popen[str]:
+    """The command line as a real process on ``world``'s emulator and device, its stdout and
+    stderr piped (text)."""
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(
+            CLERK_FRONTEND_API_URL=world.fapi.url, CLERK_CLIENT_TOKEN=world.device.client_token
+        ),
+        **options,
+    )
+
+
+def test_a_closed_stdout_ends_the_command_quietly(world: World, tmp_path: Path) -> None:
+    """``clerk-sessions refresh ids.txt | head -1``: when the reader closes the pipe, no
+    "error: BrokenPipeError", no "Exception ignored" from the interpreter's last flush, and
+    exit 141 (128 + SIGPIPE), the status a shell shows for ``yes | head -1``."""
+    count = 500
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{world.device.session_id}\n" * count)
+    with _cli_process(
+        world, [sys.executable, "-m", "clerk_sessions", "refresh", str(ids)]
+    ) as child:
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        child.stdout.close()  # as head -1 does
+        child.stdout = None  # communicate() reads stderr alone
+        try:
+            _, err = child.communicate(timeout=120)
+        finally:
+            child.kill()  # only if it is still running
+    # Its lines are more than a pipe holds (64 KiB) and the child's buffer: when the pipe
+    # closed, the child still had lines to write, whatever the timing.
+    assert len(first) * count > 4 * 2**16, first
+    assert orjson.loads(first)["ok"] is True
+    assert child.returncode == EXIT_BROKEN_PIPE, err
+    for text in ("Traceback", "BrokenPipeError", "Exception ignored", "error:"):
+        assert text not in err
 
 
 def test_console_script(world: World) -> None:
@@ -1053,6 +1107,86 @@ def test_verify_run_without_input_is_a_usage_error(
     result = cli("verify", "run", world.device.session_id, "--level", "first_factor")
     assert result.code == EXIT_USAGE
     assert "nothing was entered" in result.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["verify", "run", "SID", "--level", "first_factor"],  # a code, read from stdin
+        ["verify", "run", "SID", "--level", "first_factor", "--strategies", "password"],
+        ["verify", "attempt-first", "SID", "--strategy", "email_code"],  # "Code: "
+    ],
+    ids=["run-code", "run-password", "attempt-code"],
+)
+def test_ctrl_c_at_a_prompt_stops_at_once(
+    world: World, cli: Any, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """The first Ctrl-C at a prompt ends the command: exit 130, one line on stderr. Inside
+    ``asyncio.run`` (``verify run``) asyncio's SIGINT handler only cancelled the main task, and
+    the read went on waiting for the code; the next answer was read, and lost."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        pytest.skip("needs Python's own SIGINT handler on the main thread")
+    went_on: list[str] = []
+
+    def press_ctrl_c(*_args: object, **_kwargs: object) -> str:
+        signal.raise_signal(signal.SIGINT)  # handled before raise_signal returns
+        went_on.append("the prompt was still waiting after Ctrl-C")
+        return TEST_CODE + "\n"
+
+    terminal = _Terminal("")
+    monkeypatch.setattr(terminal, "readline", press_ctrl_c)
+    monkeypatch.setattr(sys, "stdin", terminal)
+    monkeypatch.setattr(getpass, "getpass", press_ctrl_c)
+    args = [world.device.session_id if arg == "SID" else arg for arg in command]
+    result = cli(*args)
+    assert went_on == []
+    assert result.code == EXIT_INTERRUPTED, result.err
+    assert result.err.splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in result.err
+    assert result.out == ""  # prompts and the report go to stderr
+    attempts = [r for r in world.fapi.requests if r.operation and "attempt" in r.operation]
+    assert attempts == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
+def test_sigint_stops_a_real_verify_run_waiting_for_a_code(world: World) -> None:
+    """The same with a real process and a real SIGINT, sent once the prompt is on stderr: the
+    process ends by itself (no answer, stdin left open), not when a code arrives."""
+    # Python's own handler, as in a shell (a test runner may have had SIGINT ignored).
+    entry = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from clerk_sessions.cli import main; sys.exit(main())"
+    )
+    command = [sys.executable, "-c", entry, "verify", "run", world.device.session_id]
+    with _cli_process(
+        world,
+        [*command, "--level", "first_factor"],
+        stdin=subprocess.PIPE,  # open, and nothing ever written: no code will come
+    ) as child:
+        assert child.stderr is not None
+        try:
+            before = ""
+            while "(reading stdin)" not in before:
+                line = child.stderr.readline()
+                assert line, f"the process ended before it asked for a code: {before}"
+                before += line
+            assert "Code for the first factor" in before
+            child.send_signal(signal.SIGINT)
+            try:
+                status = child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the first SIGINT did not stop the prompt")
+            after = child.stderr.read()
+        finally:
+            child.kill()  # only if it is still running
+    assert status == EXIT_INTERRUPTED, after
+    assert after.strip() == "error: interrupted"
+    attempts = [r for r in world.fapi.requests if r.operation and "attempt" in r.operation]
+    assert attempts == []
 
 
 @pytest.mark.parametrize(

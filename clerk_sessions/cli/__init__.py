@@ -10,6 +10,8 @@ import sys
 
 from ._exit import (
     EXIT_API_ERROR,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
     EXIT_NETWORK_ERROR,
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -18,6 +20,8 @@ from ._exit import (
 
 __all__ = [
     "EXIT_API_ERROR",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
     "EXIT_NETWORK_ERROR",
     "EXIT_OK",
     "EXIT_UNEXPECTED",

@@ -14,13 +14,41 @@ from clerk_sessions._logging import logger
 from clerk_sessions.admin import ENV_SECRET_KEY
 
 from ._commands import COMMANDS
-from ._exit import UsageError, exit_code_for
+from ._exit import EXIT_BROKEN_PIPE, UsageError, exit_code_for
 from ._output import Output
 from ._parser import build_parser, check_combinations
 from ._settings import Settings
 
 
 def run(argv: list[str] | None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``clerk-sessions … | head -1``): stop quietly.
+
+    No message (the reader chose to stop reading) and no traceback. stdout is pointed at
+    /dev/null, as Python's documentation of SIGPIPE advises, so that the interpreter's own
+    flush of what is still buffered, at exit, has nowhere to fail ("Exception ignored ...
+    BrokenPipeError"). The status is the one a shell reports for a tool that SIGPIPE ends.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # a stdout without a file descriptor (embedded, captured)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # Until the arguments are known: a usage error may quote any of them.
@@ -40,6 +68,8 @@ def run(argv: list[str] | None) -> int:
     with _sdk_debug_logging(settings.debug):
         try:
             return COMMANDS[args.action](args, settings, out)
+        except BrokenPipeError:  # stdout is closed: nobody reads an error report there
+            raise
         except (Exception, KeyboardInterrupt) as error:
             if settings.debug:
                 traceback.print_exception(error, file=sys.stderr)

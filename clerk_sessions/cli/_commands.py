@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +103,14 @@ def collect_answers(args: argparse.Namespace) -> None:
             raise UsageError("--password-stdin goes with --strategy password; give --code")
         if not sys.stdin.isatty():
             raise UsageError(f"--strategy {args.strategy} needs --code CODE")
-        args.code = input("Code: ").strip()
+        args.code = ask("Code: ").strip()
 
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
+        password = ask("Password: ", hidden=True)
     else:
         raise UsageError("--strategy password reads the password from --password-stdin or a prompt")
     if not password:
@@ -169,6 +171,48 @@ def verify_run_command(args: argparse.Namespace, settings: Settings, out: Output
     return with_client(settings, out, work)
 
 
+def ask(prompt: str, *, hidden: bool = False) -> str:
+    """One line from the person (or the script) at stdin, after ``prompt`` on stderr: never on
+    stdout, which may be a file; ``hidden``: a password, read without echo. Ctrl-C stops the
+    command at once (``KeyboardInterrupt``, exit 130), wherever the prompt is asked.
+
+    Inside ``asyncio.run`` (``verify run`` asks between requests) that needs Python's own SIGINT
+    handler back for the read: asyncio's only cancels the main task and returns, and a read
+    blocked in the loop's thread then goes on waiting (PEP 475), so a first Ctrl-C was lost.
+    """
+    try:
+        with _ctrl_c_interrupts():
+            if hidden:
+                return getpass.getpass(prompt, stream=sys.stderr)
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            return sys.stdin.readline()
+    except KeyboardInterrupt:
+        if not prompt.endswith("\n"):
+            sys.stderr.write("\n")  # the report goes on a line of its own, not after "^C"
+        raise
+
+
+@contextlib.contextmanager
+def _ctrl_c_interrupts() -> Iterator[None]:
+    """SIGINT raises ``KeyboardInterrupt`` in the block, then the handler before it is back.
+    Left alone when Ctrl-C is ignored (``nohup``, a background job) or off the main thread
+    (where no handler can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    if before in (signal.SIG_IGN, signal.default_int_handler, None):
+        # None: a handler set outside Python, which could not be put back.
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 _SECRET_NAMES = {
     "password": "Password",
     "totp": "Authenticator app code",
@@ -196,12 +240,10 @@ class CodePrompt:
         sent_to = step.factor.safe_identifier if step.strategy.endswith("_code") else None
         where = f" (sent to {sent_to})" if sent_to and step.strategy != "backup_code" else ""
         prompt = f"{label} for the {stage}{where}: "
-        if self._interactive and step.strategy == "password":
-            answer = getpass.getpass(prompt, stream=sys.stderr)
+        if self._interactive:
+            answer = ask(prompt, hidden=step.strategy == "password")
         else:
-            sys.stderr.write(prompt if self._interactive else prompt + "(reading stdin)\n")
-            sys.stderr.flush()
-            answer = sys.stdin.readline()
+            answer = ask(prompt + "(reading stdin)\n")
         secret = answer.rstrip("\r\n") if step.strategy == "password" else answer.strip()
         if not secret:
             raise UsageError(f"no {label.lower()} for the {stage}: nothing was entered")

@@ -17,7 +17,10 @@ EXIT_UNEXPECTED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_API_ERROR: Final = 3
 EXIT_NETWORK_ERROR: Final = 4
-EXIT_INTERRUPTED: Final = 130  # the shell's convention for SIGINT
+EXIT_INTERRUPTED: Final = 130  # the shell's convention for SIGINT: 128 + 2
+# stdout's reader went away (``| head``): what the shell reports for a tool that SIGPIPE ends,
+# 128 + 13, so that ``set -o pipefail`` sees a cut-short output as the same tools show it.
+EXIT_BROKEN_PIPE: Final = 141
 
 EXIT_CODES_HELP: Final = f"""\
 exit codes:
@@ -25,7 +28,9 @@ exit codes:
   {EXIT_USAGE}  usage or configuration error (bad arguments, missing key or client token)
   {EXIT_API_ERROR}  the Frontend API answered with an error (4xx/5xx; Clerk code and trace id shown)
   {EXIT_NETWORK_ERROR}  network error or timeout (the server could not be reached)
-  {EXIT_UNEXPECTED}  anything else (an invalid response, a bug: rerun with --debug)"""
+  {EXIT_UNEXPECTED}  anything else (an invalid response, a bug: rerun with --debug)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_BROKEN_PIPE}  stdout was closed by its reader (e.g. | head): output cut short"""
 
 
 class UsageError(Exception):
