@@ -35,9 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def spec_path() -> Path:
-    return Path(
-        os.environ.get("CLERK_SESSIONS_SPEC", REPO.parent / "shared" / "spec" / "fapi-sessions.yml")
-    )
+    """The sessions spec, found as the generator finds it: ``$CLERK_SESSIONS_SPEC`` (the file),
+    else ``fapi-sessions.yml`` in ``$CLERK_SESSIONS_SPEC_DIR``, else in ``../shared/spec/``."""
+    if os.environ.get("CLERK_SESSIONS_SPEC"):
+        return Path(os.environ["CLERK_SESSIONS_SPEC"])
+    directory = os.environ.get("CLERK_SESSIONS_SPEC_DIR") or REPO.parent / "shared" / "spec"
+    return Path(directory) / "fapi-sessions.yml"
 
 
 def spec_missing(message: str) -> NoReturn:

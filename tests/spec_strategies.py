@@ -74,8 +74,8 @@ def require_spec() -> dict[str, Any]:
     spec = _load_spec()
     if spec is None:
         spec_missing(
-            f"spec not found at {spec_path()}: set CLERK_SESSIONS_SPEC or put "
-            "../shared/spec/fapi-sessions.yml beside the repo"
+            f"spec not found at {spec_path()}: set CLERK_SESSIONS_SPEC_DIR (or "
+            "CLERK_SESSIONS_SPEC) or put ../shared/spec/fapi-sessions.yml beside the repo"
         )
     return spec
 
