@@ -195,10 +195,6 @@ class ThreadedSync:
     def __init__(self, client: ClerkSessions) -> None:
         self._client = client
 
-    @property
-    def _shared(self) -> Any:
-        return self._client._async._shared
-
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, "close" if name == "aclose" else name)
         if not callable(attribute):

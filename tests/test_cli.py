@@ -42,6 +42,7 @@ from clerk_sessions.testing import (
     FrontendAPIEmulator,
     SignedIn,
     UserRecord,
+    inspect,
 )
 
 TEST_CODE = "424242"
@@ -802,7 +803,7 @@ def test_session_minter_flag_beats_the_environment(
         [*flags, "--frontend-api-url", "http://127.0.0.1:9", "--client-token", "t", "get", "s"]
     )
     client = Settings.from_args(args).client(Output(json_mode=True))
-    assert client._shared.session_minter is expected
+    assert inspect(client).session_minter is expected
 
 
 # --- login (issue #13 item 7) -----------------------------------------------------------------

@@ -35,6 +35,7 @@ from clerk_sessions import (
     UnprocessableEntityError,
 )
 from clerk_sessions._runtime import Runtime
+from clerk_sessions.testing import inspect
 
 from . import payloads
 from .conftest import CLIENT_TOKEN, FakeFrontendAPI, FakeSleep, MakeClerk
@@ -416,7 +417,8 @@ async def test_with_client_token_shares_the_pool_but_not_the_token(
         frontend_api_url=fapi.url, client_token="parent", on_client_token=parent_seen.append
     ) as clerk:
         other = clerk.with_client_token("other")
-        assert other._shared is clerk._shared  # one pool, one token cache, one server clock
+        # One pool, one token cache, one server clock.
+        assert inspect(other).shares_state_with(inspect(clerk))
         fapi.reply(json=payloads.session_envelope(), headers={"Authorization": "other-rotated"})
         await other.get_session("sess_1")
         assert fapi.last.headers["Authorization"] == "other"

@@ -35,8 +35,7 @@ from clerk_sessions import (
 )
 from clerk_sessions import _client as client_module
 from clerk_sessions._devices import device_name
-from clerk_sessions._store import MemoryStore
-from clerk_sessions.testing import STALE_CLIENT_TOKEN_GRACE, FrontendAPIEmulator
+from clerk_sessions.testing import STALE_CLIENT_TOKEN_GRACE, FrontendAPIEmulator, inspect
 
 from . import payloads
 
@@ -55,9 +54,9 @@ def mints(fapi: FrontendAPIEmulator) -> int:
 
 
 def kept(clerk: AsyncClerkSessions) -> int:
-    store = clerk._shared.tokens.store
-    assert isinstance(store, MemoryStore)
-    return len(store)
+    kept_tokens = inspect(clerk).kept_tokens
+    assert kept_tokens is not None  # the in-process store
+    return kept_tokens
 
 
 def backend(fapi: FrontendAPIEmulator) -> AsyncClerkSessions:
@@ -382,7 +381,7 @@ async def test_a_hundred_thousand_views_over_a_thousand_devices_stay_bounded() -
             clerk.with_client_token(tokens[i % 1000])
         gc.collect()
         grown = sys.getallocatedblocks() - before
-        assert len(clerk._shared.devices) <= 1000
+        assert inspect(clerk).devices <= 1000
     assert grown < 1000  # flat: not a block per view
 
 
@@ -402,7 +401,7 @@ async def test_with_few_device_slots_the_least_recently_used_go_first(
         gc.collect()
         alive = {name for name, ref in watched.items() if ref() is not None}
         assert alive == {"a", "c", "d"}
-        assert len(clerk._shared.devices) == 3
+        assert inspect(clerk).devices == 3
         assert clerk.with_client_token(client_jwt("a", "r"))._device is watched["a"]()
 
 

@@ -38,7 +38,7 @@ from clerk_sessions._constants import (
     TOKEN_REFRESH_RETRY_DELAY,
 )
 from clerk_sessions._runtime import Runtime
-from clerk_sessions.testing import FrontendAPIEmulator
+from clerk_sessions.testing import FrontendAPIEmulator, settle
 
 from . import payloads
 from .conftest import FakeSleep
@@ -141,7 +141,7 @@ def client_for(server: TokenServer, clock: FakeClock, **options: Any) -> AsyncCl
 async def background_done(clerk: AsyncClerkSessions) -> None:
     """Wait for the background refreshes the client started (there is no other way to know
     one finished)."""
-    await asyncio.gather(*clerk._shared.background, return_exceptions=True)
+    await settle(clerk)
 
 
 # -- background refresh --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from clerk_sessions import (
 from clerk_sessions._jwt import CachedToken, jwt_timing, token_key
 from clerk_sessions._runtime import Runtime
 from clerk_sessions._store import MemoryStore
+from clerk_sessions.testing import inspect, settle
 
 from . import payloads
 from .conftest import MakeClerk
@@ -68,9 +69,9 @@ class WallClock:
 
 def kept(clerk: AsyncClerkSessions) -> int:
     """Tokens the client's store keeps."""
-    store = clerk._shared.tokens.store
-    assert isinstance(store, MemoryStore)
-    return len(store)
+    kept_tokens = inspect(clerk).kept_tokens
+    assert kept_tokens is not None  # the in-process store
+    return kept_tokens
 
 
 class TokenServer:
@@ -275,7 +276,7 @@ async def test_refresh_ahead_serves_the_old_token_until_the_new_one_arrives(
     assert await clerk.get_token("sess_1") == first  # ... and only one of it
     await tokens.until_requests(2)  # the background refresh reached the server
     tokens.hold.set()
-    await asyncio.gather(*clerk._shared.background)
+    await settle(clerk)
     fresh = await clerk.get_token("sess_1")
     assert fresh != first
     assert len(tokens.requests) == 2
@@ -626,7 +627,7 @@ async def test_the_sync_facade_refreshes_ahead_on_its_portal(
     clerk = ClerkSessions(
         frontend_api_url=tokens.url, client_token="A", _runtime=wall_clock.runtime()
     )
-    store = clerk._async._shared.tokens.store
+    store = inspect(clerk).store
     original_put = store.put
 
     async def put(*args: Any) -> None:

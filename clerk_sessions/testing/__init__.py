@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ._emulator import FrontendAPIEmulator, RecordedRequest, SignedIn
 from ._faults import Fault
+from ._inspect import ClientInspection, inspect, settle
 from ._records import (
     IssuedTokenRecord,
     OrganizationRecord,
@@ -45,6 +46,7 @@ from ._world import STALE_CLIENT_TOKEN_GRACE, TEST_CODE, Clock
 __all__ = [
     "STALE_CLIENT_TOKEN_GRACE",
     "TEST_CODE",
+    "ClientInspection",
     "Clock",
     "Fault",
     "FrontendAPIEmulator",
@@ -58,5 +60,7 @@ __all__ = [
     "SignInTokenRecord",
     "SignedIn",
     "UserRecord",
+    "inspect",
     "running_redis",
+    "settle",
 ]
