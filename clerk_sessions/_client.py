@@ -49,6 +49,7 @@ from ._devices import ClientTokenCallback, Device, DeviceRegistry, device_key, t
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
+    ClerkAPIError,
     ClerkSessionsError,
     ConfigurationError,
     RateLimitError,
@@ -62,7 +63,7 @@ from ._retry import allowed_retries, parse_retry_after, plan_retry, retry_reason
 from ._runtime import DEFAULT_RUNTIME, Runtime, bounded
 from ._store import MemoryStore, Store
 from ._tokens import TokenCache
-from ._transport import USER_AGENT, Transport
+from ._transport import USER_AGENT, RawResponse, Transport
 from ._types import (
     UNSET,
     FirstFactorAttemptStrategy,
@@ -76,7 +77,13 @@ from ._types import (
 )
 from ._validate import api_version as validate_api_version
 from ._validate import callback, count, is_number, seconds
-from ._wire import api_error, build_request, client_token_problem, parse_success
+from ._wire import (
+    PreparedRequest,
+    api_error,
+    build_request,
+    client_token_problem,
+    parse_success,
+)
 from .models import Client, Envelope, Session, SessionReverification, SignIn, Token
 
 if TYPE_CHECKING:  # batches and step-up are loaded by the methods that run them
@@ -116,7 +123,7 @@ def _coerce_timeout(value: float | Timeout, name: str = "timeout") -> Timeout:
     return Timeout(total=value, connect=min(connect, value) if connect is not None else None)
 
 
-def _check_max_retries(value: int) -> int:
+def _check_max_retries(value: object) -> int:
     return count("max_retries", value, minimum=0)
 
 
@@ -498,14 +505,7 @@ class AsyncClerkSessions:
     ) -> R:
         """Send the operation, retrying per ``_retry``, within one deadline for the whole call."""
         shared = self._shared
-        if self._closed or shared.transport.closed:  # never retried: it will not reopen by itself
-            raise APIConnectionError(
-                f"{operation.name}: this client is closed (enter it again with `async with`, "
-                "or create a new one)."
-            )
-        call_timeout = shared.timeout if timeout is UNSET else _coerce_timeout(timeout)
-        if max_retries is not UNSET:
-            _check_max_retries(max_retries)
+        call_timeout = self._call_timeout(operation, timeout, max_retries)
         device, gate, runtime = self._device, self._gate, shared.runtime
         if device.claim is not None:
             device = await self._settled_device()
@@ -519,12 +519,9 @@ class AsyncClerkSessions:
         retries = 0
         while True:
             # Built per attempt: a retry carries the token a failed attempt may have rotated.
-            if device.joined is not None:  # another view's answer proved this token meanwhile
-                device = self._current_device()
-            if shared.store.shared and device.claim is None:  # another process may have rotated
+            if device.joined is not None or (shared.store.shared and device.claim is None):
                 left = call_timeout.total if deadline is None else deadline - monotonic()
-                lookup = shared.store.client_token(shared.base_url, device.key, device.token)
-                device.take(await _within(lookup, left, device.token))
+                device = await self._attempt_device(device, left)
             sent_token = device.token
             request = build_request(
                 operation,
@@ -552,78 +549,177 @@ class AsyncClerkSessions:
                 if gate is not None:
                     gate.connection_failed()
             else:
-                if gate is not None:
-                    gate.answered()
-                headers = raw.headers
+                device = await self._answered(device, sent_token, raw)
                 status = raw.status
-                shared.clock.observe_date(headers.get("Date"))
-                if device.claim is not None and device.joined is None:
-                    if status in _PROVING_STATUSES and sent_token == device.token:
-                        device = await self._prove(device)  # Clerk accepted the string
-                elif device.joined is not None:
-                    device = self._current_device()
-                # Any response may rotate the client token, error responses included; never
-                # one of a string Clerk did not vouch for (it has no device to rotate).
-                if "Authorization" in headers and device.claim is None:
-                    await device.apply_rotation(headers, sent_token, shared.rotation_store)
-                secrets = request.secrets
                 if 200 <= status < 300:
-                    if logger.isEnabledFor(logging.DEBUG):  # no clock read when not logging
-                        _log_response(operation, status, monotonic() - started, retries, None)
-                    try:
-                        result = parse_success(operation, status, raw.body, secrets=secrets)
-                    except ResponseValidationError as exc:
-                        exc.retries_taken = retries
-                        raise
-                    result.retries_taken = retries
-                    if operation.ends_sessions or isinstance(result, Envelope):
-                        await self._update_token_cache(operation, path_args, result, generation)
-                    elif minting:  # the session's last token seen, for the next mint (§7b)
-                        session_id: Any = path_args["session_id"]
-                        jwt = result.jwt  # type: ignore[attr-defined]
-                        shared.tokens.note_seen(device.key, session_id, jwt)
-                    return result
-                error = api_error(
-                    operation, status, headers, raw.body, secrets=secrets, now=runtime.wall()
-                )
-                _log_response(operation, status, monotonic() - started, retries, error)
+                    return await self._succeeded(
+                        operation, raw, request, device, path_args, generation, retries, started
+                    )
+                error = self._refused(operation, raw, request, retries, started)
                 if minting and query is None and _asks_for_expired_token(error):
-                    expired = await self._expired_token(path_args, error)
-                    query = {"expired_token": expired}
                     # A protocol step, not a retry: sent at once, once per call (the query is
                     # set now), and not counted in max_retries, retries_taken or on_retry.
+                    query = {"expired_token": await self._expired_token(path_args, error)}
                     continue
-                if isinstance(error, RateLimitError):  # api_error already read Retry-After
-                    retry_after = error.retry_after
-                    if gate is not None:
-                        gate.pause(retry_after or 0.0)  # the whole batch waits
-                else:
-                    retry_after = parse_retry_after(headers, runtime.wall())
-                failure = error
-            reason = retry_reason(status, failure, retry_safe=operation.retry_safe)
-            retries_allowed = allowed_retries(operation.retry_safe, shared.max_retries, max_retries)
-            delay = plan_retry(
-                reason=reason,
-                retries_taken=retries,
-                max_retries=retries_allowed,
-                retry_after=retry_after,
-                remaining=deadline - monotonic(),
-                random_fraction=runtime.random(),
+                failure, retry_after = error, self._retry_after(error, raw.headers)
+            delay, retries_allowed, reason = self._retry_delay(
+                operation, status, failure, retries, max_retries, retry_after, deadline
             )
-            if delay is None or reason is None or (gate is not None and gate.is_open()):
-                failure.retries_taken = retries
-                raise failure
             retries += 1
-            from ._retry_event import RetryEvent  # loaded by the first retry
+            await self._announce_retry(operation, retries, retries_allowed, reason, delay)
 
-            event = RetryEvent(operation.name, retries, retries_allowed, reason, delay)
-            logger.info("%s", event)
-            if shared.on_retry is not None:
-                try:
-                    shared.on_retry(event)
-                except Exception as exc:
-                    log_callback_error("on_retry", exc, "the retry goes on", None)
-            await runtime.sleep(delay)
+    # -- the steps of one attempt (``_call``) ---------------------------------------------------
+
+    def _call_timeout(
+        self, operation: ops.Operation[Any], timeout: float | Timeout | Unset, max_retries: object
+    ) -> Timeout:
+        """The call's timeout, once its options are checked and the client is open."""
+        if self._closed or self._shared.transport.closed:  # it will not reopen by itself
+            raise APIConnectionError(
+                f"{operation.name}: this client is closed (enter it again with `async with`, "
+                "or create a new one)."
+            )
+        if max_retries is not UNSET:
+            _check_max_retries(max_retries)
+        return self._shared.timeout if timeout is UNSET else _coerce_timeout(timeout)
+
+    async def _attempt_device(self, device: Device, left: float) -> Device:
+        """The device an attempt sends for: the one its string joined if another view's answer
+        proved it meanwhile; with a shared store, the device's token as the store holds it
+        (another process may have rotated it), looked up within what is left of the call."""
+        shared = self._shared
+        if device.joined is not None:
+            device = self._current_device()
+        if shared.store.shared and device.claim is None:
+            lookup = shared.store.client_token(shared.base_url, device.key, device.token)
+            device.take(await _within(lookup, left, device.token))
+        return device
+
+    async def _answered(self, device: Device, sent_token: str | None, raw: RawResponse) -> Device:
+        """What any answer teaches, before its status is looked at: the server's clock, a
+        proof of the string it carried, a rotation of the device's token."""
+        if self._gate is not None:
+            self._gate.answered()
+        headers = raw.headers
+        self._shared.clock.observe_date(headers.get("Date"))
+        if device.claim is not None and device.joined is None:
+            if raw.status in _PROVING_STATUSES and sent_token == device.token:
+                device = await self._prove(device)  # Clerk accepted the string
+        elif device.joined is not None:
+            device = self._current_device()
+        # Any response may rotate the client token, error responses included; never one of a
+        # string Clerk did not vouch for (it has no device to rotate).
+        if "Authorization" in headers and device.claim is None:
+            await device.apply_rotation(headers, sent_token, self._shared.rotation_store)
+        return device
+
+    async def _succeeded(
+        self,
+        operation: ops.Operation[R],
+        raw: RawResponse,
+        request: PreparedRequest,
+        device: Device,
+        path_args: Mapping[str, object],
+        generation: int,
+        retries: int,
+        started: float,
+    ) -> R:
+        """A 2xx: the result, and what it changes in the token cache."""
+        status = raw.status
+        if logger.isEnabledFor(logging.DEBUG):  # no clock read when not logging
+            elapsed = self._shared.runtime.monotonic() - started
+            _log_response(operation, status, elapsed, retries, None)
+        try:
+            result = parse_success(operation, status, raw.body, secrets=request.secrets)
+        except ResponseValidationError as exc:
+            exc.retries_taken = retries
+            raise
+        result.retries_taken = retries
+        if operation.ends_sessions or isinstance(result, Envelope):
+            await self._update_token_cache(operation, path_args, result, generation)
+        elif operation.mints_session_token:  # the session's last token seen, for the next mint
+            session_id: Any = path_args["session_id"]
+            self._shared.tokens.note_seen(device.key, session_id, result.jwt)  # type: ignore[attr-defined]
+        return result
+
+    def _refused(
+        self,
+        operation: ops.Operation[Any],
+        raw: RawResponse,
+        request: PreparedRequest,
+        retries: int,
+        started: float,
+    ) -> ClerkAPIError:
+        """A non-2xx: its typed error (logged)."""
+        runtime = self._shared.runtime
+        error = api_error(
+            operation,
+            raw.status,
+            raw.headers,
+            raw.body,
+            secrets=request.secrets,
+            now=runtime.wall(),
+        )
+        _log_response(operation, raw.status, runtime.monotonic() - started, retries, error)
+        return error
+
+    def _retry_after(self, error: ClerkAPIError, headers: Mapping[str, str]) -> float | None:
+        """Seconds the server asked to wait; a 429 pauses the whole batch as long."""
+        if isinstance(error, RateLimitError):  # api_error already read Retry-After
+            if self._gate is not None:
+                self._gate.pause(error.retry_after or 0.0)
+            return error.retry_after
+        return parse_retry_after(headers, self._shared.runtime.wall())
+
+    def _retry_delay(
+        self,
+        operation: ops.Operation[Any],
+        status: int | None,
+        failure: ClerkSessionsError,
+        retries: int,
+        max_retries: int | Unset,
+        retry_after: float | None,
+        deadline: float,
+    ) -> tuple[float, int, str]:
+        """The wait before the next attempt, the retries allowed and why, or ``failure``
+        raised (not retryable, retries used up, no time left, or the batch's breaker is open)."""
+        shared = self._shared
+        reason = retry_reason(status, failure, retry_safe=operation.retry_safe)
+        retries_allowed = allowed_retries(operation.retry_safe, shared.max_retries, max_retries)
+        delay = plan_retry(
+            reason=reason,
+            retries_taken=retries,
+            max_retries=retries_allowed,
+            retry_after=retry_after,
+            remaining=deadline - shared.runtime.monotonic(),
+            random_fraction=shared.runtime.random(),
+        )
+        gate = self._gate
+        if delay is None or reason is None or (gate is not None and gate.is_open()):
+            failure.retries_taken = retries
+            raise failure
+        return delay, retries_allowed, reason
+
+    async def _announce_retry(
+        self,
+        operation: ops.Operation[Any],
+        retry: int,
+        retries_allowed: int,
+        reason: str,
+        delay: float,
+    ) -> None:
+        """Log the retry, tell ``on_retry`` (its failure is logged, the retry goes on), wait."""
+        from ._retry_event import RetryEvent  # loaded by the first retry
+
+        shared = self._shared
+        event = RetryEvent(operation.name, retry, retries_allowed, reason, delay)
+        logger.info("%s", event)
+        if shared.on_retry is not None:
+            try:
+                shared.on_retry(event)
+            except Exception as exc:
+                log_callback_error("on_retry", exc, "the retry goes on", None)
+        await shared.runtime.sleep(delay)
 
     # -- Clerk's 2026 minting protocol (fapi-protocol.md §7b) -----------------------------------
 
