@@ -132,31 +132,7 @@ class Transport:
                 f"{_describe_timeout(timeout)} (the call's whole budget, retries included)."
             )
         session = self._get_session()
-        # A first attempt has the call's whole budget: its aiohttp timeout is the same every
-        # time, built once per Timeout. A retry's is cut to what is left of the call's deadline.
-        whole = remaining >= timeout.total
-        client_timeout = self._client_timeouts.get(timeout) if whole else None
-        if client_timeout is None:
-            client_timeout = _client_timeout(timeout, remaining)
-            if whole and len(self._client_timeouts) < 64:
-                self._client_timeouts[timeout] = client_timeout
-        origin = self._origins.get(request.base_url)
-        if origin is None:
-            base = URL(request.base_url, encoded=True)
-            origin = self._origins[request.base_url] = (
-                base.scheme,
-                base.raw_authority,
-                base.raw_path.rstrip("/"),
-            )
-        # Built from parts: a third of the cost of parsing the whole string, which yarl caches
-        # only for repeated URLs (a batch sends each session's URL once).
-        url = URL.build(
-            scheme=origin[0],
-            authority=origin[1],
-            path=origin[2] + request.path,
-            query_string=request.query,
-            encoded=True,
-        )
+        url = self._url(request)
         answered = False  # a response (status line and headers) arrived
         try:
             async with session.request(
@@ -164,7 +140,7 @@ class Transport:
                 url,
                 headers=request.headers,
                 data=request.body,
-                timeout=client_timeout,
+                timeout=self._attempt_timeout(timeout, remaining),
                 allow_redirects=False,  # a redirect must never carry the client token elsewhere
                 proxy=self._proxy,
             ) as response:
@@ -179,37 +155,42 @@ class Transport:
                 else:
                     body = await _read_limited(response, request)
                 return RawResponse(response.status, response.headers, body)
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise APITimeoutError(
-                f"{request.operation.name}: no complete response within "
-                f"{_describe_timeout(timeout)} (connecting includes waiting for a free "
-                "connection in the pool). Raise timeout= (per call or per client) if the "
-                "network is slow, or check that the Frontend API host is reachable."
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
-            raise APIConnectionError(
-                f"{request.operation.name}: could not connect to {url.origin()} "
-                f"({_reason(exc, request.secrets)}). Check the network and the Frontend API "
-                "URL; the request did not reach the server."
-            ) from _scrubbed(exc, request.secrets)
-        except aiohttp.ClientError as exc:
-            reason = _reason(exc, request.secrets)
-            origin_url = url.origin()
-            if answered:
-                raise APIConnectionError(
-                    f"{request.operation.name}: the response from {origin_url} failed ({reason}). "
-                    "The request reached the server, which may have acted on it."
-                ) from _scrubbed(exc, request.secrets)
-            error = APIConnectionError(
-                f"{request.operation.name}: could not reach {origin_url} ({reason}). Check the "
-                "network and the Frontend API URL; the request may or may not have reached "
-                "the server."
-            )
-            if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-                # Closed before any response: most often a pooled connection the server had
-                # just closed as idle. _retry retries that at once, on a new connection.
-                mark_dropped_before_response(error)
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            error = _translated(exc, request, url, timeout, answered=answered)
+            if isinstance(error, APITimeoutError) or not isinstance(exc, aiohttp.ClientError):
+                raise error from exc
             raise error from _scrubbed(exc, request.secrets)
+
+    def _attempt_timeout(self, timeout: Timeout, remaining: float) -> aiohttp.ClientTimeout:
+        """aiohttp's timeout for one attempt. A first attempt has the call's whole budget: the
+        same every time, built once per Timeout. A retry's is cut to what is left."""
+        whole = remaining >= timeout.total
+        client_timeout = self._client_timeouts.get(timeout) if whole else None
+        if client_timeout is None:
+            client_timeout = _client_timeout(timeout, remaining)
+            if whole and len(self._client_timeouts) < 64:
+                self._client_timeouts[timeout] = client_timeout
+        return client_timeout
+
+    def _url(self, request: PreparedRequest) -> URL:
+        """The request's URL, built from parts: a third of the cost of parsing the whole
+        string, which yarl caches only for repeated URLs (a batch sends each session's URL
+        once)."""
+        origin = self._origins.get(request.base_url)
+        if origin is None:
+            base = URL(request.base_url, encoded=True)
+            origin = self._origins[request.base_url] = (
+                base.scheme,
+                base.raw_authority,
+                base.raw_path.rstrip("/"),
+            )
+        return URL.build(
+            scheme=origin[0],
+            authority=origin[1],
+            path=origin[2] + request.path,
+            query_string=request.query,
+            encoded=True,
+        )
 
     @property
     def closed(self) -> bool:
@@ -327,3 +308,39 @@ def _reason(exc: aiohttp.ClientError, secrets: tuple[str | None, ...]) -> str:
     text = redact_text(str(exc), secrets) or name
     text = text if len(text) <= 200 else text[:199] + "…"
     return f"{name}: {text}"
+
+
+def _translated(
+    exc: BaseException, request: PreparedRequest, url: URL, timeout: Timeout, *, answered: bool
+) -> APIConnectionError:
+    """Our error for what aiohttp raised during one attempt, saying what happened, whether the
+    request may have reached the server, and what to do."""
+    name = request.operation.name
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return APITimeoutError(
+            f"{name}: no complete response within {_describe_timeout(timeout)} (connecting "
+            "includes waiting for a free connection in the pool). Raise timeout= (per call or "
+            "per client) if the network is slow, or check that the Frontend API host is "
+            "reachable."
+        )
+    assert isinstance(exc, aiohttp.ClientError)
+    reason = _reason(exc, request.secrets)
+    if isinstance(exc, aiohttp.ClientConnectorError):  # no connection: nothing was sent
+        return APIConnectionError(
+            f"{name}: could not connect to {url.origin()} ({reason}). Check the network and "
+            "the Frontend API URL; the request did not reach the server."
+        )
+    if answered:
+        return APIConnectionError(
+            f"{name}: the response from {url.origin()} failed ({reason}). The request reached "
+            "the server, which may have acted on it."
+        )
+    error = APIConnectionError(
+        f"{name}: could not reach {url.origin()} ({reason}). Check the network and the "
+        "Frontend API URL; the request may or may not have reached the server."
+    )
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        # Closed before any response: most often a pooled connection the server had just
+        # closed as idle. _retry retries that at once, on a new connection.
+        mark_dropped_before_response(error)
+    return error
