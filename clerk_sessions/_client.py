@@ -608,8 +608,9 @@ class AsyncClerkSessions:
         elif device.joined is not None:
             device = self._current_device()
         # Any response may rotate the client token, error responses included; never one of a
-        # string Clerk did not vouch for (it has no device to rotate).
-        if "Authorization" in headers and device.claim is None:
+        # string Clerk did not vouch for (it has no device to rotate), nor a redirect (a proxy's
+        # or another host's answer, not the Frontend API's).
+        if "Authorization" in headers and device.claim is None and not 300 <= raw.status < 400:
             await device.apply_rotation(headers, sent_token, self._shared.rotation_store)
         return device
 

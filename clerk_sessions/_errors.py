@@ -111,6 +111,8 @@ class ClerkAPIError(ClerkSessionsError):
         advice = _ADVICE.get(self.code or "")
         if advice:
             parts.append(f"({advice})")
+        if 300 <= self.status < 400:
+            parts.append(_redirect_advice(self.headers))
         if self.clerk_trace_id:
             parts.append(f"clerk_trace_id={self.clerk_trace_id}")
         if self.retries_taken:
@@ -266,3 +268,17 @@ def _rebuild_validation_error(
     Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error
+
+
+def _redirect_advice(headers: Mapping[str, str]) -> str:
+    """Why a 3xx is an error here: the origin it points to (never its path or query, which may
+    carry credentials) and what to do."""
+    from urllib.parse import urlsplit
+
+    location = next((v for k, v in headers.items() if k.lower() == "location"), "")
+    parts = urlsplit(location)
+    where = f" to {parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else ""
+    return (
+        f"(a redirect{where}: the SDK never follows one, as it would carry the client token "
+        "elsewhere; set frontend_api_url to the address that answers)"
+    )

@@ -299,10 +299,24 @@ async def test_extra_headers_are_sent(fapi: FakeFrontendAPI, clerk: AsyncClerkSe
 
 
 async def test_redirects_are_not_followed(fapi: FakeFrontendAPI, clerk: AsyncClerkSessions) -> None:
-    fapi.reply(302, body=b"", headers={"Location": "https://elsewhere.example.com/steal"})
+    """A redirect would carry the client token elsewhere: it is an error saying so (the origin
+    only, never the path or query), and its Authorization header is not a rotation."""
+    before = clerk.client_token
+    fapi.reply(
+        302,
+        body=b"",
+        headers={
+            "Location": "https://elsewhere.example.com/steal?token=secret-in-query",
+            "Authorization": "not-a-rotation",
+        },
+    )
     with pytest.raises(ClerkAPIError) as info:
         await clerk.get_session("sess_1")
     assert info.value.status == 302
+    assert "a redirect to https://elsewhere.example.com" in str(info.value)
+    assert "never follows" in str(info.value)
+    assert "secret-in-query" not in str(info.value) and "/steal" not in str(info.value)
+    assert clerk.client_token == before
     assert len(fapi.requests) == 1
 
 
