@@ -271,7 +271,12 @@ class DeviceRegistry:
                     if claim is not None:
                         self._unproven[device.key] = device
                 device = device.resolve()
-            self._remember(client_token, device)
+            # Only what Clerk vouched for (or an opaque string, its own device) is kept in the
+            # index: a string nobody proved lives as long as its views (weakly indexed by
+            # name), so a stream of forged tokens cannot fill the index and push the real
+            # devices out of it.
+            if device.claim is None:
+                self._remember(client_token, device)
         return device
 
     def unproven(self, key: str) -> Device | None:

@@ -388,21 +388,35 @@ async def test_a_hundred_thousand_views_over_a_thousand_devices_stay_bounded() -
 async def test_with_few_device_slots_the_least_recently_used_go_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Records are watched through weak references, so watching keeps none alive."""
+    """Records are watched through weak references, so watching keeps none alive. (Opaque
+    tokens: each is its own device, kept without a proof.)"""
     monkeypatch.setattr(client_module, "MAX_DEVICES", 3)
     async with AsyncClerkSessions(frontend_api_url="http://127.0.0.1:9") as clerk:
 
         def record(token: str) -> weakref.ref[Any]:
             return weakref.ref(clerk.with_client_token(token)._device)
 
-        watched = {name: record(client_jwt(name, "r")) for name in ("a", "b", "c")}
-        record(client_jwt("a", "r"))  # a is used again: b is now the least recently used
-        watched["d"] = record(client_jwt("d", "r"))
+        watched = {name: record(f"opaque-{name}") for name in ("a", "b", "c")}
+        record("opaque-a")  # a is used again: b is now the least recently used
+        watched["d"] = record("opaque-d")
         gc.collect()
         alive = {name for name, ref in watched.items() if ref() is not None}
         assert alive == {"a", "c", "d"}
         assert inspect(clerk).devices == 3
-        assert clerk.with_client_token(client_jwt("a", "r"))._device is watched["a"]()
+        assert clerk.with_client_token("opaque-a")._device is watched["a"]()
+
+
+async def test_strings_nobody_proved_are_not_kept_once_their_views_are_gone() -> None:
+    """A stream of forged client tokens (each a new string claiming some client id) cannot
+    fill the device index and push the real devices out: an unproven string's record lives
+    as long as its views."""
+    async with AsyncClerkSessions(frontend_api_url="http://127.0.0.1:9") as clerk:
+        held = clerk.with_client_token(client_jwt("victim", "live"))
+        for n in range(2000):
+            clerk.with_client_token(client_jwt("victim", f"forged-{n}"))
+        gc.collect()
+        assert inspect(clerk).devices == 1  # the one a live view holds
+        assert held.client_token == client_jwt("victim", "live")
 
 
 @pytest.mark.parametrize("kind", ["jwt", "opaque"])
