@@ -20,15 +20,15 @@ def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def seconds(name: str, value: object, *, positive: bool = False, hint: str = "") -> float:
+def seconds(name: str, value: object, *, positive: bool = False) -> float:
     """A finite number of seconds, ``> 0`` with ``positive`` (else ``>= 0``)."""
     if not is_number(value) or not math.isfinite(value):
         kind = "positive, finite" if positive else "finite"
-        raise ConfigurationError(f"{name} must be a {kind} number of seconds, got {value!r}{hint}")
+        raise ConfigurationError(f"{name} must be a {kind} number of seconds, got {value!r}")
     number = float(value)
     if number < 0 or (positive and number == 0):
         raise ConfigurationError(
-            f"{name} must be {'> 0' if positive else '>= 0'} seconds, got {value!r}{hint}"
+            f"{name} must be {'> 0' if positive else '>= 0'} seconds, got {value!r}"
         )
     return number
 
@@ -42,7 +42,9 @@ def count(name: str, value: object, *, minimum: int = 1, unit: str = "") -> int:
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP field name (RFC 9110 §5.1)
-_FIELD_VALUE_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CR, LF, NUL...: not in a value
+# Control characters but horizontal tab, which a field value may hold (RFC 9110 §5.5); a
+# client token is stricter (printable ASCII only: ``_wire.client_token_problem``).
+_FIELD_VALUE_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def header_value(name: str, value: object) -> str:
@@ -50,9 +52,11 @@ def header_value(name: str, value: object) -> str:
     end the header and let the rest forge another)."""
     if not isinstance(value, str):
         raise ConfigurationError(f"{name} must be a str, got {type(value).__name__}")
-    if _FIELD_VALUE_BREAK.search(value):
+    found = _FIELD_VALUE_BREAK.search(value)
+    if found:  # the value itself is not quoted: an extra header may carry a credential
         raise ConfigurationError(
-            f"{name} must not contain CR, LF or other control characters, got {value!r}"
+            f"{name} must not contain CR, LF or other control characters (found "
+            f"{found.group()!r} at position {found.start()})"
         )
     return value
 

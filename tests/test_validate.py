@@ -94,6 +94,18 @@ async def test_extra_headers_that_could_forge_or_break_a_request_are_refused_bef
             await clerk.get_session("sess_1", extra_headers=headers)
 
 
+@pytest.mark.anyio
+async def test_a_refused_header_value_is_not_quoted_in_the_error() -> None:
+    """An extra header may carry a credential of the caller's: the message says where the
+    bad character is, never the value."""
+    canary = "canary-credential-1234"
+    async with AsyncClerkSessions(frontend_api_url=URL, max_retries=0) as clerk:
+        with pytest.raises(ConfigurationError) as caught:
+            await clerk.get_session("sess_1", extra_headers={"X-Key": f"{canary}\r\nX: y"})
+    assert canary not in str(caught.value)
+    assert "position 22" in str(caught.value)
+
+
 # -- hosts ----------------------------------------------------------------------------------------
 
 
